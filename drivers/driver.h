@@ -33,7 +33,10 @@ struct tern_kv_list {
 };
 
 /* Declarative description of one driver option: used by --check to reject
- * unknown keys (with a "did you mean"), by --help and by docs/config.md. */
+ * unknown keys (with a "did you mean"), by --help and by docs/config.md.
+ * A key ending in ".*" (e.g. "register.*") stands for a family of keys with
+ * that prefix ("register.temperature"); such an entry has def "" and any
+ * "at least one" rule is checked by the driver's open(). */
 struct tern_driver_option {
     const char *key;
     const char *type;   /* "string", "int", "double", "bool", "duration", "path", ... */

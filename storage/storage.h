@@ -24,9 +24,10 @@ enum tern_store_overflow {
 };
 
 enum tern_store_sync {
-    TERN_SYNC_OFF = 0,    /* survives nothing but a clean close */
-    TERN_SYNC_NORMAL = 1, /* WAL+NORMAL: survives a process crash */
-    TERN_SYNC_FULL = 2,   /* WAL+FULL: survives power loss */
+    /* What each survives is tested and spelled out in docs/storage.md. */
+    TERN_SYNC_OFF = 0,    /* process crash only; power loss may lose commits or the file */
+    TERN_SYNC_NORMAL = 1, /* WAL+NORMAL: process crash; power loss may lose recent commits */
+    TERN_SYNC_FULL = 2,   /* WAL+FULL: process crash and power loss */
 };
 
 struct tern_store_options {
@@ -43,10 +44,10 @@ struct tern_store_options {
 };
 
 /* Defaults for an SD card (docs/storage.md says why): commit at most once a
- * second or every 1000 readings, 64 MiB cap. */
+ * second or every 1000 readings, 256 MiB cap. */
 #define TERN_STORE_DEFAULT_COMMIT_EVERY 1000u
 #define TERN_STORE_DEFAULT_COMMIT_MS 1000u
-#define TERN_STORE_DEFAULT_MAX_BYTES (64ull << 20)
+#define TERN_STORE_DEFAULT_MAX_BYTES (256ull << 20)
 /* Smallest accepted max_bytes (smaller values are raised to it). */
 #define TERN_STORE_MIN_MAX_BYTES (256ull << 10)
 
@@ -71,7 +72,7 @@ struct tern_store_stats {
     uint64_t dropped[TERN_DROP_REASON_COUNT];
     uint64_t corrupt_files_moved;  /* since open (0 or 1 per open) */
     uint64_t commits;
-    double bytes_written_per_reading; /* /proc/self/io write_bytes / appended */
+    double bytes_written_per_reading; /* /proc/self/io write_bytes / appended; -1 if unknown */
 };
 
 /* Opens (creating when missing) the store. On success *out owns the handle,

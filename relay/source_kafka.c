@@ -1,0 +1,309 @@
+/* source_kafka.c - see source_kafka.h.
+ *
+ * Delivery contract: enable.auto.commit and enable.auto.offset.store are off;
+ * the only commits are from kafka_durable(), which the pipeline calls after
+ * the rows of every message up to those offsets are in ClickHouse. A revoke
+ * first lets the pipeline flush or abandon its batch, then commits (sync) and
+ * unassigns, so the next owner starts exactly after the last durable row. */
+#include "source_kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+
+struct kafka_source {
+    rd_kafka_t *rk;
+    struct relay_source_events ev;
+    struct relay_metrics *m;
+    rd_kafka_message_t *held;   /* the message last returned by poll */
+    char *topic;                /* the one subscribed topic: relay_pos.topic */
+    int paused;
+    int64_t lag_every;          /* update lag gauge every N messages */
+    int64_t since_lag;
+};
+
+static int set_conf(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errcap)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errcap, "kafka %s=%s: %s", k, v, e);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    struct kafka_source *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        TERN_INFO("kafka: assigned %d partition(s)", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        if (k->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        TERN_INFO("kafka: %d partition(s) revoked", parts->cnt);
+        if (k->held) {
+            rd_kafka_message_destroy(k->held);
+            k->held = NULL;
+        }
+        if (k->ev.revoke)
+            k->ev.revoke(k->ev.user);
+        relay_metrics_forget_lag(k->m);
+        rd_kafka_assign(rk, NULL);
+        return;
+    }
+    TERN_WARN("kafka: rebalance error: %s", rd_kafka_err2str(err));
+    rd_kafka_assign(rk, NULL);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (level <= 3)
+        TERN_WARN("kafka %s: %s", fac, buf);
+    else
+        TERN_DEBUG("kafka %s: %s", fac, buf);
+}
+
+static int kafka_poll(void *self, struct relay_msg *msg, int timeout_ms, char *err, size_t errcap)
+{
+    struct kafka_source *k = self;
+    if (k->held) {
+        rd_kafka_message_destroy(k->held);
+        k->held = NULL;
+    }
+    rd_kafka_message_t *rm = rd_kafka_consumer_poll(k->rk, timeout_ms);
+    if (!rm)
+        return 0;
+    if (rm->err) {
+        if (rm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(rm);
+            return 0;
+        }
+        int fatal = rm->err == RD_KAFKA_RESP_ERR__FATAL || rm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                    rm->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+        snprintf(err, errcap, "kafka: %s", rd_kafka_message_errstr(rm));
+        rd_kafka_message_destroy(rm);
+        if (fatal)
+            return -1;
+        TERN_WARN("%s", err);
+        return 0;
+    }
+    k->held = rm;
+    msg->payload = rm->payload ? rm->payload : "";
+    msg->len = rm->len;
+    msg->pos.topic = k->topic;
+    msg->pos.partition = rm->partition;
+    msg->pos.offset = rm->offset;
+    if (++k->since_lag >= k->lag_every) {
+        int64_t lo = 0, hi = 0;
+        k->since_lag = 0;
+        if (rd_kafka_get_watermark_offsets(k->rk, k->topic, rm->partition, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0)
+            relay_metrics_lag(k->m, k->topic, rm->partition, hi - (rm->offset + 1));
+    }
+    return 1;
+}
+
+static int kafka_durable(void *self, const struct relay_pos *pos, size_t n, int sync, char *err, size_t errcap)
+{
+    struct kafka_source *k = self;
+    if (n == 0)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        /* Kafka's committed offset is the next one to read. */
+        rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition)->offset = pos[i].offset + 1;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, sync ? 0 : 1);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errcap, "kafka commit: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+static int set_paused(struct kafka_source *k, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(k->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    if (pause)
+        rd_kafka_pause_partitions(k->rk, l);
+    else
+        rd_kafka_resume_partitions(k->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    k->paused = pause;
+    return 0;
+}
+
+static int kafka_pause(void *self) { return set_paused(self, 1); }
+static int kafka_resume(void *self) { return set_paused(self, 0); }
+
+static void kafka_close(void *self)
+{
+    struct kafka_source *k = self;
+    if (!k)
+        return;
+    if (k->held)
+        rd_kafka_message_destroy(k->held);
+    if (k->rk) {
+        /* Leaves the group; the revoke callback flushes the pipeline first. */
+        rd_kafka_consumer_close(k->rk);
+        rd_kafka_destroy(k->rk);
+    }
+    tern_free(k->topic);
+    tern_free(k);
+}
+
+static const struct relay_source_ops kafka_ops = {
+    .name = "kafka",
+    .poll = kafka_poll,
+    .durable = kafka_durable,
+    .pause = kafka_pause,
+    .resume = kafka_resume,
+    .close = kafka_close,
+};
+
+int source_kafka_open(const struct relay_config *c, const struct relay_source_events *ev,
+                      struct relay_metrics *m, struct relay_source *out, char *err, size_t errcap)
+{
+    struct kafka_source *k = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_topic_partition_list_t *sub = NULL;
+    char e[512], num[32];
+    k = tern_calloc(1, sizeof(*k));
+    if (!k)
+        goto nomem;
+    k->ev = *ev;
+    k->m = m;
+    k->lag_every = 1000;
+    k->topic = tern_strdup(c->kafka_topic);
+    if (!k->topic)
+        goto nomem;
+    conf = rd_kafka_conf_new();
+    snprintf(num, sizeof(num), "%lld", (long long)c->kafka_session_timeout_ms);
+    if (set_conf(conf, "bootstrap.servers", c->kafka_brokers, err, errcap) ||
+        set_conf(conf, "group.id", c->kafka_group, err, errcap) ||
+        set_conf(conf, "client.id", c->kafka_client_id, err, errcap) ||
+        set_conf(conf, "enable.auto.commit", "false", err, errcap) ||
+        set_conf(conf, "enable.auto.offset.store", "false", err, errcap) ||
+        set_conf(conf, "auto.offset.reset", "earliest", err, errcap) ||
+        set_conf(conf, "session.timeout.ms", num, err, errcap) ||
+        set_conf(conf, "heartbeat.interval.ms", "1000", err, errcap) ||
+        /* Bounds what librdkafka prefetches while we are paused or slow. */
+        set_conf(conf, "queued.max.messages.kbytes", "65536", err, errcap) ||
+        /* Fewer, larger fetches: the relay reads far more than it writes. */
+        set_conf(conf, "max.partition.fetch.bytes", "8388608", err, errcap))
+        goto fail;
+    if (c->kafka_instance_id[0] && set_conf(conf, "group.instance.id", c->kafka_instance_id, err, errcap))
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!k->rk) {
+        snprintf(err, errcap, "kafka: %s", e);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(k->rk);
+    sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, c->kafka_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(k->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (se != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errcap, "kafka subscribe %s: %s", c->kafka_topic, rd_kafka_err2str(se));
+        goto fail;
+    }
+    out->ops = &kafka_ops;
+    out->self = k;
+    return 0;
+nomem:
+    snprintf(err, errcap, "out of memory");
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (k && k->rk) {
+        rd_kafka_destroy(k->rk);
+        k->rk = NULL;
+    }
+    kafka_close(k);
+    return -1;
+}
+
+int kafka_create_topic(const struct relay_config *c, int *existed, char *err, size_t errcap)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+    rd_kafka_NewTopic_t *nt = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    char e[512], num[32];
+    int rc = -1;
+    *existed = 0;
+    if (set_conf(conf, "bootstrap.servers", c->kafka_brokers, err, errcap))
+        goto out;
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(err, errcap, "kafka: %s", e);
+        goto out;
+    }
+    conf = NULL;
+    nt = rd_kafka_NewTopic_new(c->kafka_topic, (int)c->kafka_partitions, (int)c->kafka_replication, e, sizeof(e));
+    if (!nt) {
+        snprintf(err, errcap, "kafka topic %s: %s", c->kafka_topic, e);
+        goto out;
+    }
+    snprintf(num, sizeof(num), "%lld", (long long)c->kafka_retention_ms);
+    rd_kafka_NewTopic_set_config(nt, "retention.ms", num);
+    rd_kafka_NewTopic_set_config(nt, "compression.type", c->kafka_compression);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opt, 30000, e, sizeof(e));
+    rd_kafka_AdminOptions_set_request_timeout(opt, 30000, e, sizeof(e));
+    rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
+    rd_kafka_AdminOptions_destroy(opt);
+    ev = rd_kafka_queue_poll(q, 60000);
+    if (!ev) {
+        snprintf(err, errcap, "kafka: no answer to CreateTopics within 60 s");
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(err, errcap, "kafka CreateTopics: %s", rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+        if (te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            *existed = 1;
+        } else if (te != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(err, errcap, "kafka topic %s: %s", rd_kafka_topic_result_name(tr[i]),
+                     rd_kafka_topic_result_error_string(tr[i]) ? rd_kafka_topic_result_error_string(tr[i])
+                                                               : rd_kafka_err2str(te));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    if (nt)
+        rd_kafka_NewTopic_destroy(nt);
+    if (rk)
+        rd_kafka_destroy(rk);
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return rc;
+}

@@ -1,0 +1,113 @@
+/* store_test_util.h - helpers shared by the storage tests: scratch
+ * directories, reading factories, raw SQLite checks. Header-only (static) so
+ * each test binary stays one source file plus this. */
+#ifndef TERN_STORE_TEST_UTIL_H
+#define TERN_STORE_TEST_UTIL_H
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "reading.h"
+#include "storage.h"
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+/* Removes a scratch directory tree; ignores errors. */
+static inline void util_rmtree(const char *dir)
+{
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Creates a scratch directory on a real disk (/var/tmp or $TMPDIR) into
+ * buf (>= 256 bytes). Aborts the test binary when impossible. */
+static inline void util_mkdtemp(char *buf, size_t cap, const char *tag)
+{
+    const char *base = getenv("TERN_TEST_TMPDIR");
+    if (!base)
+        base = "/var/tmp";
+    snprintf(buf, cap, "%s/tern-%s-XXXXXX", base, tag);
+    if (!mkdtemp(buf)) {
+        snprintf(buf, cap, "/tmp/tern-%s-XXXXXX", tag);
+        if (!mkdtemp(buf)) {
+            perror("mkdtemp");
+            abort();
+        }
+    }
+}
+
+/* A reading that is a function of i, so content can be checked later. */
+static inline void util_reading(struct tern_reading *r, int64_t i)
+{
+    memset(r, 0, sizeof *r);
+    tern_copy_field(r->device_id, sizeof r->device_id, "pi-01");
+    snprintf(r->sensor, sizeof r->sensor, "env%d", (int)(i % 4));
+    tern_copy_field(r->metric, sizeof r->metric, (i % 2) ? "humidity" : "temperature");
+    tern_copy_field(r->unit, sizeof r->unit, (i % 2) ? "%" : "Cel");
+    tern_copy_field(r->tags, sizeof r->tags, "{\"site\":\"lab\"}");
+    r->value = (double)i * 0.25;
+    r->ts_ms = tern_utc_ms();
+    r->flags = 0;
+}
+
+/* A reading with ~200 bytes of tags unique to it (a counter inside), so
+ * the store's string dictionary cannot shrink it: fills caps and disks. */
+static inline void util_fat_reading(struct tern_reading *r, int64_t i)
+{
+    static uint64_t counter;
+    util_reading(r, i);
+    int n = snprintf(r->tags, sizeof r->tags, "{\"n\":\"%llu", (unsigned long long)++counter);
+    memset(r->tags + n, 'x', 200 - (size_t)n);
+    memcpy(r->tags + 198, "\"}", 3);
+}
+
+/* PRAGMA integrity_check of a closed store file; 1 when "ok". */
+static inline int util_integrity_ok(const char *path)
+{
+    sqlite3 *db = NULL;
+    int ok = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            const char *r = (const char *)sqlite3_column_text(st, 0);
+            ok = r && strcmp(r, "ok") == 0;
+            if (!ok)
+                fprintf(stderr, "integrity_check: %s\n", r ? r : "?");
+        } else {
+            fprintf(stderr, "integrity_check: %s\n", sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(st);
+    } else {
+        fprintf(stderr, "integrity_check: cannot open %s\n", path);
+    }
+    sqlite3_close(db);
+    return ok;
+}
+
+/* One integer from a closed store file (raw SQLite); -1 on error. */
+static inline int64_t util_query_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+#endif

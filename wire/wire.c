@@ -1,0 +1,576 @@
+/* wire.c - the v1 JSON-lines codec (docs/wire-format.md).
+ *
+ * The encoder is hand-written and allocation-free because the agent runs it
+ * for every reading it uplinks; the decoder uses jansson because it faces the
+ * network and must be strict and robust rather than fast. */
+#include "wire.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 3339 has four-digit years: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z. */
+#define TS_MIN_MS INT64_C(-62167219200000)
+#define TS_MAX_MS INT64_C(253402300799999)
+#define MS_PER_DAY INT64_C(86400000)
+
+/* A decoder input is one line; bigger inputs are refused before parsing so a
+ * hostile message cannot make jansson build a huge tree. The slack over
+ * TERN_WIRE_LINE_MAX leaves room for fields that later versions may add. */
+#define DECODE_INPUT_MAX (16 * TERN_WIRE_LINE_MAX)
+
+/* ---- calendar ---------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date, using 400-year eras
+ * that start on March 1st so the leap day is the last day of the year
+ * (H. Hinnant's "chrono-compatible low-level date algorithms"). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;                                 /* [0, 399] */
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* [0, 365] */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;         /* [0, 146096] */
+    return era * 146097 + doe - 719468;
+}
+
+/* Inverse of days_from_civil. */
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+        return 29;
+    return dim[m - 1];
+}
+
+static void put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void tern_wire_format_ts(int64_t ts_ms, char buf[25])
+{
+    /* Out-of-range instants cannot be written with four-digit years; clamp
+     * rather than overflow buf. Real clocks never get there. */
+    if (ts_ms < TS_MIN_MS)
+        ts_ms = TS_MIN_MS;
+    if (ts_ms > TS_MAX_MS)
+        ts_ms = TS_MAX_MS;
+    int64_t days = ts_ms / MS_PER_DAY;
+    int64_t rem = ts_ms % MS_PER_DAY;
+    if (rem < 0) {
+        rem += MS_PER_DAY;
+        days--;
+    }
+    int y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    unsigned ms = (unsigned)rem;
+    put_digits(buf, (unsigned)y, 4);
+    buf[4] = '-';
+    put_digits(buf + 5, (unsigned)m, 2);
+    buf[7] = '-';
+    put_digits(buf + 8, (unsigned)d, 2);
+    buf[10] = 'T';
+    put_digits(buf + 11, ms / 3600000u, 2);
+    buf[13] = ':';
+    put_digits(buf + 14, ms / 60000u % 60u, 2);
+    buf[16] = ':';
+    put_digits(buf + 17, ms / 1000u % 60u, 2);
+    buf[19] = '.';
+    put_digits(buf + 20, ms % 1000u, 3);
+    buf[23] = 'Z';
+    buf[24] = '\0';
+}
+
+/* Reads exactly n decimal digits at *p, advancing it. */
+static int take_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+static int take_char(const char **p, char a, char b)
+{
+    if (**p != a && **p != b)
+        return -1;
+    (*p)++;
+    return 0;
+}
+
+int tern_wire_parse_ts(const char *s, int64_t *ts_ms)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, sec, ms = 0;
+    if (take_digits(&p, 4, &y) || take_char(&p, '-', '-') || take_digits(&p, 2, &mo) ||
+        take_char(&p, '-', '-') || take_digits(&p, 2, &d) || take_char(&p, 'T', 't') ||
+        take_digits(&p, 2, &h) || take_char(&p, ':', ':') || take_digits(&p, 2, &mi) ||
+        take_char(&p, ':', ':') || take_digits(&p, 2, &sec))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 60)
+        return -1;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        while (*p >= '0' && *p <= '9') {
+            /* Sub-millisecond digits are truncated: ts has ms resolution. */
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+            n++;
+            p++;
+        }
+        if (n < 1 || n > 9)
+            return -1;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (take_digits(&p, 2, &oh) || take_char(&p, ':', ':') || take_digits(&p, 2, &om) ||
+            oh > 23 || om > 59)
+            return -1;
+        offset_min = sign * (oh * 60 + om);
+    } else {
+        return -1;
+    }
+    if (*p != '\0')
+        return -1;
+    /* A leap second cannot be told apart in Unix time; keep it inside its
+     * minute, as the last millisecond, so ordering is preserved. */
+    if (sec == 60) {
+        sec = 59;
+        ms = 999;
+    }
+    int64_t t = days_from_civil(y, mo, d) * MS_PER_DAY +
+                ((int64_t)h * 3600 + mi * 60 + sec) * 1000 + ms -
+                (int64_t)offset_min * 60000;
+    if (t < TS_MIN_MS || t > TS_MAX_MS)
+        return -1;
+    *ts_ms = t;
+    return 0;
+}
+
+/* ---- encoder ----------------------------------------------------------- */
+
+/* Output cursor with snprintf semantics: len counts every byte that would be
+ * written, only the first cap - 1 land in buf. */
+struct out {
+    char *buf;
+    size_t cap;
+    size_t len;
+};
+
+static void put_bytes(struct out *o, const char *s, size_t n)
+{
+    size_t room = o->cap ? o->cap - 1 : 0;
+    if (o->len < room) {
+        size_t k = room - o->len < n ? room - o->len : n;
+        memcpy(o->buf + o->len, s, k);
+    }
+    o->len += n;
+}
+
+#define PUT_LIT(o, lit) put_bytes((o), (lit), sizeof(lit) - 1)
+
+static void put_string(struct out *o, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue; /* UTF-8 and printable ASCII pass through */
+        put_bytes(o, run, (size_t)(p - run));
+        run = p + 1;
+        if (c == '"') {
+            PUT_LIT(o, "\\\"");
+        } else if (c == '\\') {
+            PUT_LIT(o, "\\\\");
+        } else {
+            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+            put_bytes(o, esc, sizeof esc);
+        }
+    }
+    put_bytes(o, run, strlen(run));
+}
+
+static void put_quoted(struct out *o, const char *s)
+{
+    PUT_LIT(o, "\"");
+    put_string(o, s);
+    PUT_LIT(o, "\"");
+}
+
+static void put_uint(struct out *o, uint64_t v)
+{
+    char tmp[20];
+    int i = (int)sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_bytes(o, tmp + i, sizeof tmp - (size_t)i);
+}
+
+static void put_int(struct out *o, int64_t v)
+{
+    if (v < 0) {
+        PUT_LIT(o, "-");
+        put_uint(o, (uint64_t)0 - (uint64_t)v);
+    } else {
+        put_uint(o, (uint64_t)v);
+    }
+}
+
+/* Fast path for the common sensor value with a few decimals (21.5, 1013.25):
+ * finds the smallest k <= 6 such that v is the double nearest to m / 10^k
+ * for an integer m below 10^15, and prints m with a decimal point. Division
+ * is correctly rounded, so the text reads back as exactly v; with at most 15
+ * significant digits and 1e-4 <= |v| it is also exactly what %.15g prints,
+ * so both paths give the same bytes. Returns 0 when it does not apply. */
+static int put_short_decimal(struct out *o, double v)
+{
+    static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6 };
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e9))
+        return 0;
+    for (int k = 1; k <= 6; k++) {
+        double scaled = nearbyint(a * p10[k]);
+        if (scaled >= 1e15 || scaled / p10[k] != a)
+            continue;
+        char tmp[24];
+        int i = (int)sizeof tmp;
+        uint64_t m = (uint64_t)scaled;
+        for (int d = 0; d < k; d++) {
+            tmp[--i] = (char)('0' + m % 10);
+            m /= 10;
+        }
+        tmp[--i] = '.';
+        do {
+            tmp[--i] = (char)('0' + m % 10);
+            m /= 10;
+        } while (m);
+        if (v < 0)
+            tmp[--i] = '-';
+        put_bytes(o, tmp + i, sizeof tmp - (size_t)i);
+        return 1;
+    }
+    return 0;
+}
+
+/* Shortest of %.15g, %.16g, %.17g that reads back as exactly v: most sensor
+ * values (21.5, 1013.25) stay short, and 17 digits are always exact. */
+static void put_double(struct out *o, double v)
+{
+    if (!isfinite(v)) {
+        /* A programming error upstream: readings are always finite. Emit a
+         * line every decoder rejects instead of inventing a number. */
+        PUT_LIT(o, "null");
+        return;
+    }
+    /* Integral values below 2^53 (counters, ADC codes) skip printf. The
+     * sign of -0.0 goes through printf so it survives the round trip. */
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+        put_int(o, (int64_t)v);
+        return;
+    }
+    if (put_short_decimal(o, v))
+        return;
+    char tmp[32];
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (prec == 17 || strtod(tmp, NULL) == v)
+            break;
+    }
+    /* JSON wants '.', whatever LC_NUMERIC the host program chose. */
+    int has_frac = 0;
+    for (int i = 0; i < n; i++) {
+        if (tmp[i] == ',')
+            tmp[i] = '.';
+        if (tmp[i] == '.' || tmp[i] == 'e')
+            has_frac = 1;
+    }
+    put_bytes(o, tmp, (size_t)n);
+    if (!has_frac)
+        PUT_LIT(o, ".0"); /* "-0" would decode as the integer 0 */
+}
+
+static void put_hex64(struct out *o, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    for (int i = 15; i >= 0; i--) {
+        tmp[i] = hex[v & 15];
+        v >>= 4;
+    }
+    put_bytes(o, tmp, sizeof tmp);
+}
+
+size_t tern_wire_encode(const struct tern_reading *r, char *buf, size_t cap)
+{
+    struct out o = { .buf = buf, .cap = cap, .len = 0 };
+    char ts[25];
+
+    PUT_LIT(&o, "{\"v\":1,\"device_id\":");
+    put_quoted(&o, r->device_id);
+    PUT_LIT(&o, ",\"sensor\":");
+    put_quoted(&o, r->sensor);
+    PUT_LIT(&o, ",\"metric\":");
+    put_quoted(&o, r->metric);
+    PUT_LIT(&o, ",\"value\":");
+    put_double(&o, r->value);
+    if (r->unit[0]) {
+        PUT_LIT(&o, ",\"unit\":");
+        put_quoted(&o, r->unit);
+    }
+    PUT_LIT(&o, ",\"ts\":\"");
+    tern_wire_format_ts(r->ts_ms, ts);
+    put_bytes(&o, ts, 24);
+    PUT_LIT(&o, "\",\"epoch\":\"");
+    put_hex64(&o, r->epoch);
+    PUT_LIT(&o, "\",\"seq\":");
+    put_int(&o, r->seq);
+    if (r->tags[0]) {
+        /* Already compact JSON (reading.h); pasted as is. */
+        PUT_LIT(&o, ",\"tags\":");
+        put_bytes(&o, r->tags, strlen(r->tags));
+    }
+    if (r->flags) {
+        PUT_LIT(&o, ",\"flags\":");
+        put_uint(&o, r->flags);
+    }
+    PUT_LIT(&o, "}");
+
+    if (cap > 0)
+        buf[o.len < cap ? o.len : cap - 1] = '\0';
+    return o.len;
+}
+
+/* ---- decoder ----------------------------------------------------------- */
+
+static int fail(char *err, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errcap, const char *fmt, ...)
+{
+    if (err && errcap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errcap, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Identifiers and units: non-empty unless optional, no control characters
+ * (they have no business in an id and would break the line-length bound). */
+static int get_text(json_t *root, const char *key, int required, char *dst, size_t cap,
+                    char *err, size_t errcap)
+{
+    json_t *j = json_object_get(root, key);
+    if (!j) {
+        if (required)
+            return fail(err, errcap, "missing field '%s'", key);
+        dst[0] = '\0';
+        return 0;
+    }
+    if (!json_is_string(j))
+        return fail(err, errcap, "field '%s' must be a string", key);
+    const char *s = json_string_value(j);
+    size_t n = json_string_length(j);
+    if (required && n == 0)
+        return fail(err, errcap, "field '%s' must not be empty", key);
+    if (n >= cap)
+        return fail(err, errcap, "field '%s' is %zu bytes, longer than %zu", key, n, cap - 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return fail(err, errcap, "field '%s' must not contain control characters", key);
+    }
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Tags are stored in canonical form: compact, keys sorted by byte value,
+ * strings escaped exactly as the encoder escapes them. Equal tag sets then
+ * compare equal as text downstream, and decode(encode(r)) == r. */
+static int get_tags(json_t *root, char *dst, size_t cap, char *err, size_t errcap)
+{
+    /* The shortest entry, "":"" plus a comma, is 6 bytes, so more keys than
+     * this cannot fit in cap bytes anyway. */
+    enum { MAX_KEYS = TERN_TAGS_MAX / 6 + 1 };
+    const char *keys[MAX_KEYS];
+    size_t nkeys = 0;
+
+    json_t *j = json_object_get(root, "tags");
+    dst[0] = '\0';
+    if (!j)
+        return 0;
+    if (!json_is_object(j))
+        return fail(err, errcap, "field 'tags' must be an object of strings");
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val) {
+        if (!json_is_string(val))
+            return fail(err, errcap, "field 'tags' must be an object of strings");
+        if (nkeys == MAX_KEYS)
+            return fail(err, errcap, "field 'tags' is longer than %zu bytes as compact JSON",
+                        cap - 1);
+        keys[nkeys++] = key;
+    }
+    if (nkeys == 0)
+        return 0; /* {} and no tags are the same thing; encode omits both */
+    qsort(keys, nkeys, sizeof keys[0], cmp_str);
+
+    struct out o = { .buf = dst, .cap = cap, .len = 0 };
+    for (size_t i = 0; i < nkeys; i++) {
+        if (i)
+            PUT_LIT(&o, ",");
+        else
+            PUT_LIT(&o, "{");
+        put_quoted(&o, keys[i]);
+        PUT_LIT(&o, ":");
+        put_quoted(&o, json_string_value(json_object_get(j, keys[i])));
+    }
+    PUT_LIT(&o, "}");
+    if (o.len >= cap) {
+        dst[0] = '\0';
+        return fail(err, errcap, "field 'tags' is %zu bytes as compact JSON, longer than %zu",
+                    o.len, cap - 1);
+    }
+    dst[o.len] = '\0';
+    return 0;
+}
+
+static int decode_root(json_t *root, struct tern_reading *r, char *err, size_t errcap)
+{
+    if (!json_is_object(root))
+        return fail(err, errcap, "line is not a JSON object");
+
+    json_t *v = json_object_get(root, "v");
+    if (!v)
+        return fail(err, errcap, "missing field 'v'");
+    if (!json_is_integer(v))
+        return fail(err, errcap, "field 'v' must be an integer");
+    if (json_integer_value(v) != TERN_WIRE_VERSION)
+        return fail(err, errcap, "unsupported wire version %" JSON_INTEGER_FORMAT,
+                    json_integer_value(v));
+
+    if (get_text(root, "device_id", 1, r->device_id, sizeof r->device_id, err, errcap) ||
+        get_text(root, "sensor", 1, r->sensor, sizeof r->sensor, err, errcap) ||
+        get_text(root, "metric", 1, r->metric, sizeof r->metric, err, errcap) ||
+        get_text(root, "unit", 0, r->unit, sizeof r->unit, err, errcap))
+        return -1;
+
+    json_t *val = json_object_get(root, "value");
+    if (!val)
+        return fail(err, errcap, "missing field 'value'");
+    if (!json_is_number(val))
+        return fail(err, errcap, "field 'value' must be a finite number");
+    r->value = json_number_value(val);
+    if (!isfinite(r->value)) /* jansson already refuses overflow; belt and braces */
+        return fail(err, errcap, "field 'value' must be a finite number");
+
+    json_t *ts = json_object_get(root, "ts");
+    if (!ts)
+        return fail(err, errcap, "missing field 'ts'");
+    if (!json_is_string(ts) || tern_wire_parse_ts(json_string_value(ts), &r->ts_ms))
+        return fail(err, errcap,
+                    "field 'ts' must be an RFC 3339 timestamp like 2026-11-25T11:38:05.123Z");
+
+    json_t *ep = json_object_get(root, "epoch");
+    if (!ep)
+        return fail(err, errcap, "missing field 'epoch'");
+    const char *es = json_is_string(ep) ? json_string_value(ep) : NULL;
+    if (!es || json_string_length(ep) != 16 || strspn(es, "0123456789abcdef") != 16)
+        return fail(err, errcap, "field 'epoch' must be 16 lowercase hex digits");
+    r->epoch = 0;
+    for (int i = 0; i < 16; i++)
+        r->epoch = r->epoch << 4 | (uint64_t)(es[i] <= '9' ? es[i] - '0' : es[i] - 'a' + 10);
+
+    json_t *seq = json_object_get(root, "seq");
+    if (!seq)
+        return fail(err, errcap, "missing field 'seq'");
+    if (!json_is_integer(seq) || json_integer_value(seq) < 1)
+        return fail(err, errcap, "field 'seq' must be an integer >= 1");
+    r->seq = json_integer_value(seq);
+
+    if (get_tags(root, r->tags, sizeof r->tags, err, errcap))
+        return -1;
+
+    json_t *fl = json_object_get(root, "flags");
+    r->flags = 0;
+    if (fl) {
+        if (!json_is_integer(fl) || json_integer_value(fl) < 0 ||
+            json_integer_value(fl) > (json_int_t)UINT32_MAX)
+            return fail(err, errcap, "field 'flags' must be an integer in 0..4294967295");
+        /* Unknown bits are kept: a newer agent's flags reach the store intact. */
+        r->flags = (uint32_t)json_integer_value(fl);
+    }
+    /* Any other field is ignored: later versions may add optional fields. */
+    return 0;
+}
+
+int tern_wire_decode(const char *line, size_t len, struct tern_reading *out, char *err,
+                     size_t errcap)
+{
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    if (len == 0)
+        return fail(err, errcap, "empty line");
+    if (len > DECODE_INPUT_MAX)
+        return fail(err, errcap, "line is %zu bytes, longer than %d", len, DECODE_INPUT_MAX);
+    if (memchr(line, '\n', len))
+        return fail(err, errcap, "line contains a newline (pass one line of a batch at a time)");
+
+    json_error_t jerr;
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root)
+        return fail(err, errcap, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+
+    /* Decode into a scratch copy so *out is untouched on failure. */
+    struct tern_reading r;
+    memset(&r, 0, sizeof r);
+    int rc = decode_root(root, &r, err, errcap);
+    json_decref(root);
+    if (rc == 0)
+        *out = r;
+    return rc;
+}
