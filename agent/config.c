@@ -3,6 +3,7 @@
  * reference all walk them. */
 #define INI_HANDLER_LINENO 1
 #include "config.h"
+#include "wire.h"
 
 #include <ctype.h>
 #include <ini.h>
@@ -78,8 +79,9 @@ static const struct cfg_key storage_keys[] = {
      "Readings per transaction commit."},
     {"commit_ms", CFG_DURATION_MS, "1000ms", S(commit_ms), NULL,
      "Longest time a reading stays uncommitted (not durable, not sent)."},
-    {"synchronous", CFG_ENUM, "normal", S(synchronous), "off|normal|full",
-     "SQLite durability: normal survives a process crash, full also power loss."},
+    {"synchronous", CFG_ENUM, "full", S(synchronous), "off|normal|full",
+     "SQLite durability: off and normal survive a process crash; only full also survives "
+     "power loss (one fsync per commit). See docs/storage.md."},
     {"max_bytes", CFG_SIZE, "256MiB", S(max_bytes), NULL, "Cap of the queue file size."},
     {"max_age", CFG_DURATION_S, "0", S(max_age_ms), NULL,
      "Readings older than this are dropped (counted, reason age). 0: no limit."},
@@ -332,25 +334,16 @@ static int tags_parse(const char *s, struct tagset *t, char *why, size_t cap)
     return 0;
 }
 
+/* Canonical tags text (sorted keys, escaped values): the wire codec's form,
+ * so tags built here and tags decoded by the relay compare byte for byte. */
 static int tags_json(const struct tagset *t, char *out, size_t cap)
 {
-    if (t->n == 0) {
-        out[0] = '\0';
-        return 0;
-    }
-    size_t len = 0;
-    int n = snprintf(out, cap, "{");
-    len = (size_t)n;
+    const char *keys[16], *vals[16];
     for (int i = 0; i < t->n; i++) {
-        n = snprintf(out + len, cap - len, "%s\"%s\":\"%s\"", i ? "," : "", t->key[i], t->val[i]);
-        if (n < 0 || (size_t)n >= cap - len)
-            return -1;
-        len += (size_t)n;
+        keys[i] = t->key[i];
+        vals[i] = t->val[i];
     }
-    n = snprintf(out + len, cap - len, "}");
-    if (n < 0 || (size_t)n >= cap - len)
-        return -1;
-    return 0;
+    return tern_wire_tags(keys, vals, (size_t)t->n, out, cap);
 }
 
 /* Parses value into the field described by k at base. Returns 0 or -1 with why. */

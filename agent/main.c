@@ -67,7 +67,7 @@ static void usage(FILE *f)
 "FILES\n"
 "       DATA_DIR/queue.db (+ -wal)   the queue of readings not yet acknowledged.\n"
 "       DATA_DIR/tern-agent.sock     status socket served by the running agent.\n"
-"       /etc/tern/agent.ini          the usual place of the configuration.\n"
+"       /etc/tern/agent.conf          the usual place of the configuration.\n"
 "\n"
 "SIGNALS\n"
 "       SIGTERM, SIGINT  Stop polling, commit the queue, wait up to [agent]\n"
@@ -88,10 +88,10 @@ static void usage(FILE *f)
 "       3  invalid configuration\n"
 "\n"
 "EXAMPLES\n"
-"       tern-agent --config /etc/tern/agent.ini --check\n"
-"       tern-agent --config /etc/tern/agent.ini\n"
+"       tern-agent --config /etc/tern/agent.conf --check\n"
+"       tern-agent --config /etc/tern/agent.conf\n"
 "       TERN_DATA_DIR=/tmp/t tern-agent --sim --mqtt-host 127.0.0.1 --mqtt-port 18801\n"
-"       tern-agent status --config /etc/tern/agent.ini --json\n"
+"       tern-agent status --config /etc/tern/agent.conf --json\n"
 "       mosquitto_sub -t 'tern/+/readings' -v\n");
 }
 

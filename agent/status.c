@@ -16,7 +16,8 @@ static int make_addr(const char *path, struct sockaddr_un *sa, char *err, size_t
     memset(sa, 0, sizeof *sa);
     sa->sun_family = AF_UNIX;
     if (strlen(path) >= sizeof sa->sun_path) {
-        snprintf(err, cap, "status socket path too long: %s", path);
+        snprintf(err, cap, "status socket path too long (max %zu bytes): %.200s",
+                 sizeof sa->sun_path - 1, path);
         return -1;
     }
     memcpy(sa->sun_path, path, strlen(path) + 1);

@@ -1,6 +1,17 @@
 /* uplink_mqtt.c - the MQTT uplink (libmosquitto): one MQTT message carries a
  * batch of wire lines joined by '\n'; QoS 1 by default and a batch counts as
- * delivered only on its PUBACK (mid -> seq range).
+ * delivered only on its PUBACK (mid -> seq range), or, with ack = end-to-end,
+ * only when tern-relay's receipt on tern/{device_id}/receipts says the
+ * readings are stored (docs/wire-format.md, "Receipts").
+ *
+ * End-to-end mode: every run of consecutive seqs sent is kept as pending
+ * with a deadline; receipts trim the runs and ack exactly the overlap; a
+ * PUBACK only frees the in-flight window. When any run passes
+ * receipt_timeout, or the connection drops (the session is clean, so
+ * receipts sent meanwhile are gone), everything pending is reported failed
+ * and the forwarder re-sends it from storage; the relay's ClickHouse table
+ * deduplicates the copies, and a late receipt for a re-sent range just acks
+ * the re-sent copy early.
  *
  * libmosquitto is used in its non-threaded mode: poll() calls mosquitto_loop
  * on the agent's main thread, so callbacks run on that thread too and the
@@ -27,6 +38,7 @@
 #include "clock.h"
 #include "log.h"
 #include "uplink.h"
+#include "receipt.h"
 #include "units.h"
 #include "wire.h"
 
@@ -50,7 +62,12 @@ static const struct tern_driver_option mqtt_options[] = {
     {"max_batch_readings", "int", "1000", "cap of readings in one message"},
     {"max_inflight", "int", "16", "messages sent and not yet acknowledged (window)"},
     {"ack", "enum", "broker",
-     "broker: delivered on the broker's PUBACK; end-to-end (relay receipts) is not available yet"},
+     "broker: delivered on the broker's PUBACK; end-to-end: delivered only when tern-relay's receipt says "
+     "the readings are stored (survives relay and broker crashes)"},
+    {"receipt_topic", "string", "tern/{device_id}/receipts", "ack = end-to-end: topic the relay's receipts arrive on"},
+    {"receipt_timeout", "duration", "60s",
+     "ack = end-to-end: readings without a receipt after this are re-sent from storage"},
+    {"receipt_window", "int", "100000", "ack = end-to-end: most readings sent and awaiting a receipt"},
     {"ack_timeout", "duration", "30s", "a batch without PUBACK after this fails and the link is reset"},
     {"connect_timeout", "duration", "10s", "give up a connection attempt after this"},
     {"reconnect_min", "duration", "1s", "first reconnect backoff ceiling (full jitter)"},
@@ -67,6 +84,13 @@ struct inflight {
     int reason;      /* MQTT v5 reason code (0 with 3.1.1) */
     int64_t first, last;
     int64_t sent_ms;
+};
+
+/* ack = end-to-end: seqs sent and not yet receipted (consecutive, one epoch). */
+struct pending_run {
+    uint64_t epoch;
+    int64_t first, last;
+    int64_t deadline_ms;
 };
 
 struct mqtt_up {
@@ -86,6 +110,10 @@ struct mqtt_up {
     size_t max_readings;
     size_t max_inflight;
     int64_t ack_timeout_ms, connect_timeout_ms;
+    int e2e;                 /* ack = end-to-end */
+    char receipt_topic[256];
+    int64_t receipt_timeout_ms;
+    size_t receipt_window;
     struct tern_uplink_events ev;
 
     /* Changing state. */
@@ -97,6 +125,10 @@ struct mqtt_up {
     unsigned failures_in_row;
     struct inflight *inf;
     size_t n_inf, cap_inf;
+    struct pending_run *pend;
+    size_t n_pend, cap_pend;
+    int subscribed;          /* e2e: the receipt subscription is granted */
+    uint64_t receipts, receipts_bad;
     char *payload;
     uint64_t sent, acked, failed;
     char last_error[256];
@@ -145,7 +177,132 @@ static struct inflight *find_mid(struct mqtt_up *m, int mid)
     return NULL;
 }
 
+/* ---- end-to-end receipts ------------------------------------------------ */
+
+static uint64_t pending_readings(const struct mqtt_up *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->n_pend; i++)
+        n += (uint64_t)(m->pend[i].last - m->pend[i].first + 1);
+    return n;
+}
+
+/* Reports every pending run failed (the forwarder re-sends them all). */
+static void fail_pending(struct mqtt_up *m, const char *why)
+{
+    for (size_t i = 0; i < m->n_pend; i++) {
+        m->failed += (uint64_t)(m->pend[i].last - m->pend[i].first + 1);
+        m->ev.failed(m->ev.user, m->pend[i].first, m->pend[i].last, why);
+    }
+    m->n_pend = 0;
+}
+
+static int push_run(struct mqtt_up *m, struct pending_run run)
+{
+    if (m->n_pend == m->cap_pend) {
+        size_t nc = m->cap_pend ? m->cap_pend * 2 : 64;
+        struct pending_run *np = tern_realloc(m->pend, nc * sizeof *np);
+        if (!np)
+            return -1;
+        m->pend = np;
+        m->cap_pend = nc;
+    }
+    m->pend[m->n_pend++] = run;
+    return 0;
+}
+
+/* Notes r[0..n) as awaiting a receipt, as runs of consecutive seqs. */
+static int add_pending(struct mqtt_up *m, const struct tern_reading *r, size_t n, int64_t now)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i + 1;
+        while (j < n && r[j].epoch == r[i].epoch && r[j].seq == r[j - 1].seq + 1)
+            j++;
+        struct pending_run run = {r[i].epoch, r[i].seq, r[j - 1].seq, now + m->receipt_timeout_ms};
+        if (push_run(m, run) < 0)
+            return -1;
+        i = j;
+    }
+    return 0;
+}
+
+/* Acks the overlap of each pending run with the receipt's ranges and trims
+ * the runs to what is still unreceipted. Ranges of other epochs, or of seqs
+ * not pending (already acked, or failed and not yet re-sent), are ignored:
+ * a receipt is idempotent. */
+static void apply_receipt(struct mqtt_up *m, uint64_t epoch, const struct tern_seq_range *r, size_t n)
+{
+    for (size_t i = 0; i < m->n_pend; i++) {
+        for (size_t k = 0; k < n; k++) {
+            struct pending_run *p = &m->pend[i];
+            if (p->epoch != epoch || p->first > p->last)
+                break;
+            int64_t a = r[k].first > p->first ? r[k].first : p->first;
+            int64_t b = r[k].last < p->last ? r[k].last : p->last;
+            if (a > b)
+                continue;
+            m->acked += (uint64_t)(b - a + 1);
+            m->ev.acked(m->ev.user, a, b);
+            if (a == p->first && b == p->last) {
+                p->first = p->last + 1; /* empty: removed below */
+            } else if (a == p->first) {
+                p->first = b + 1;
+            } else if (b == p->last) {
+                p->last = a - 1;
+            } else {
+                /* A hole in the middle: keep the tail as its own run. */
+                struct pending_run tail = {p->epoch, b + 1, p->last, p->deadline_ms};
+                p->last = a - 1;
+                if (push_run(m, tail) < 0) {
+                    /* Cannot track it: re-send it rather than lose it. */
+                    m->failed += (uint64_t)(tail.last - tail.first + 1);
+                    m->ev.failed(m->ev.user, tail.first, tail.last, "out of memory");
+                }
+            }
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < m->n_pend; i++)
+        if (m->pend[i].first <= m->pend[i].last)
+            m->pend[w++] = m->pend[i];
+    m->n_pend = w;
+}
+
 /* ---- libmosquitto callbacks (run inside mosquitto_loop/publish) --------- */
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *p)
+{
+    struct mqtt_up *m = obj;
+    struct tern_seq_range r[TERN_RECEIPT_MAX_RANGES];
+    uint64_t epoch;
+    size_t n = 0;
+    char err[160];
+    if (!m->e2e || strcmp(msg->topic, m->receipt_topic) != 0)
+        return;
+    if (tern_receipt_decode(msg->payload, msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, &epoch, r, &n, err,
+                            sizeof err) < 0) {
+        if (m->receipts_bad++ == 0)
+            TERN_WARN("mqtt: ignoring a malformed receipt on %s: %s", msg->topic, err);
+        return;
+    }
+    m->receipts++;
+    apply_receipt(m, epoch, r, n);
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted,
+                         const mosquitto_property *p)
+{
+    struct mqtt_up *m = obj;
+    if (n >= 1 && granted[0] <= 2) {
+        m->subscribed = 1;
+        TERN_INFO("mqtt: receiving receipts on %s", m->receipt_topic);
+        return;
+    }
+    set_error(m, "broker refused the subscription to %s (check the ACL)", m->receipt_topic);
+    m->broken = 1;
+}
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *p)
 {
@@ -156,6 +313,14 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
         tern_backoff_reset(&m->bo);
         m->last_error[0] = '\0';
         TERN_INFO("mqtt: connected to %s:%d as %s", m->host, m->port, m->client_id);
+        /* The session is clean: subscribe again on every connection. */
+        if (m->e2e) {
+            int src = mosquitto_subscribe_v5(mosq, NULL, m->receipt_topic, 1, 0, NULL);
+            if (src != MOSQ_ERR_SUCCESS) {
+                set_error(m, "subscribe %s: %s", m->receipt_topic, mosquitto_strerror(src));
+                m->broken = 1;
+            }
+        }
         return;
     }
     set_error(m, "connection refused: %s",
@@ -195,9 +360,16 @@ static void sweep(struct mqtt_up *m)
             continue;
         }
         uint64_t n = (uint64_t)(f.last - f.first + 1);
-        if (f.reason < 0x80) {
+        if (f.reason < 0x80 && m->e2e) {
+            /* The broker has it; only the receipt acks it. */
+        } else if (f.reason < 0x80) {
             m->acked += n;
             m->ev.acked(m->ev.user, f.first, f.last);
+        } else if (m->e2e) {
+            char why[128];
+            snprintf(why, sizeof why, "broker refused a batch: %s", mosquitto_reason_string(f.reason));
+            set_error(m, "%s", why);
+            fail_pending(m, why);
         } else {
             char why[128];
             snprintf(why, sizeof why, "broker refused the batch: %s", mosquitto_reason_string(f.reason));
@@ -213,6 +385,13 @@ static void sweep(struct mqtt_up *m)
 static void teardown(struct mqtt_up *m, int64_t now)
 {
     sweep(m);
+    /* e2e: the pending runs cover what is in flight too, and receipts sent
+     * while we are away are lost with the clean session. */
+    if (m->e2e) {
+        fail_pending(m, m->last_error[0] ? m->last_error : "connection lost");
+        m->n_inf = 0;
+        m->subscribed = 0;
+    }
     for (size_t i = 0; i < m->n_inf; i++) {
         m->failed += (uint64_t)(m->inf[i].last - m->inf[i].first + 1);
         m->ev.failed(m->ev.user, m->inf[i].first, m->inf[i].last,
@@ -247,6 +426,10 @@ static int start_connect(struct mqtt_up *m, int64_t now)
     mosquitto_connect_v5_callback_set(m->mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
     mosquitto_publish_v5_callback_set(m->mosq, on_publish);
+    if (m->e2e) {
+        mosquitto_message_v5_callback_set(m->mosq, on_message);
+        mosquitto_subscribe_v5_callback_set(m->mosq, on_subscribe);
+    }
     if (m->username[0])
         mosquitto_username_pw_set(m->mosq, m->username, m->password);
     if (m->tls) {
@@ -450,13 +633,29 @@ static int mqtt_open(const struct tern_kv_list *o, const char *device_id,
     m->max_inflight = (size_t)v;
     const char *ack = opt_str(o, "ack");
     if (strcmp(ack, "end-to-end") == 0) {
-        snprintf(err, errcap, "[uplink.mqtt] ack = end-to-end is not available yet (needs relay receipts); "
-                              "use ack = broker");
-        goto fail;
+        m->e2e = 1;
     } else if (strcmp(ack, "broker") != 0) {
         snprintf(err, errcap, "[uplink.mqtt] ack: '%s' is not broker or end-to-end", ack);
         goto fail;
     }
+    if (m->e2e && m->qos == 0) {
+        snprintf(err, errcap, "[uplink.mqtt] ack = end-to-end needs qos = 1");
+        goto fail;
+    }
+    if (expand(opt_str(o, "receipt_topic"), device_id, m->receipt_topic, sizeof m->receipt_topic) < 0 ||
+        !m->receipt_topic[0] || strpbrk(m->receipt_topic, "+#")) {
+        snprintf(err, errcap, "[uplink.mqtt] receipt_topic: empty, too long or holds a wildcard (+ #)");
+        goto fail;
+    }
+    if (opt_dur(o, "receipt_timeout", &m->receipt_timeout_ms, err, errcap) < 0)
+        goto fail;
+    if (m->receipt_timeout_ms < 1000) {
+        snprintf(err, errcap, "[uplink.mqtt] receipt_timeout: at least 1s");
+        goto fail;
+    }
+    if (opt_int(o, "receipt_window", 1, 100000000, &v, err, errcap) < 0)
+        goto fail;
+    m->receipt_window = (size_t)v;
     int64_t rmin, rmax;
     if (opt_dur(o, "ack_timeout", &m->ack_timeout_ms, err, errcap) < 0 ||
         opt_dur(o, "connect_timeout", &m->connect_timeout_ms, err, errcap) < 0 ||
@@ -489,7 +688,17 @@ static size_t mqtt_capacity(void *state)
     struct mqtt_up *m = state;
     if (m->state != ST_CONNECTED || m->broken || m->n_inf >= m->max_inflight)
         return 0;
-    return (m->max_inflight - m->n_inf) * m->max_readings;
+    size_t cap = (m->max_inflight - m->n_inf) * m->max_readings;
+    if (m->e2e) {
+        /* Nothing before the receipt subscription stands, or its receipts
+         * could be missed. */
+        uint64_t waiting = pending_readings(m);
+        if (!m->subscribed || waiting >= m->receipt_window)
+            return 0;
+        if (m->receipt_window - waiting < cap)
+            cap = (size_t)(m->receipt_window - waiting);
+    }
+    return cap;
 }
 
 static int mqtt_send(void *state, const struct tern_reading *r, size_t n)
@@ -525,6 +734,11 @@ static int mqtt_send(void *state, const struct tern_reading *r, size_t n)
                 goto fail_rest;
             m->inf = ni;
             m->cap_inf = nc;
+        }
+        if (m->e2e && add_pending(m, r + start, i - start, tern_mono_ms()) < 0) {
+            set_error(m, "out of memory");
+            i = start;
+            goto fail_rest;
         }
         /* Record before publishing: with QoS 0 the publish callback fires
          * inside mosquitto_publish, which writes mid first. */
@@ -581,6 +795,18 @@ static int mqtt_poll(void *state, int timeout_ms)
         m->broken = 1;
     }
     sweep(m);
+    /* e2e: one run without a receipt for too long (relay killed, receipt
+     * lost): re-send everything pending, since the forwarder rewinds to the
+     * oldest unacked seq anyway. The link itself stays up. */
+    for (size_t i = 0; i < m->n_pend && m->e2e; i++)
+        if (now > m->pend[i].deadline_ms) {
+            char why[96];
+            snprintf(why, sizeof why, "no receipt within %lld ms", (long long)m->receipt_timeout_ms);
+            TERN_WARN("mqtt: %s for seq %" PRId64 "..%" PRId64 "; re-sending %" PRIu64 " reading(s)", why,
+                      m->pend[i].first, m->pend[i].last, pending_readings(m));
+            fail_pending(m, why);
+            break;
+        }
     /* A batch without PUBACK for too long means the link is stuck: reset it. */
     for (size_t i = 0; i < m->n_inf && !m->broken; i++)
         if (now - m->inf[i].sent_ms > m->ack_timeout_ms) {
@@ -596,7 +822,7 @@ static void mqtt_drain(void *state, int timeout_ms)
 {
     struct mqtt_up *m = state;
     int64_t end = tern_mono_ms() + timeout_ms;
-    while (m->n_inf > 0 && m->state == ST_CONNECTED && tern_mono_ms() < end)
+    while ((m->n_inf > 0 || m->n_pend > 0) && m->state == ST_CONNECTED && tern_mono_ms() < end)
         mqtt_poll(m, 50);
     if (m->mosq && m->state == ST_CONNECTED) {
         mosquitto_disconnect(m->mosq);
@@ -611,6 +837,8 @@ static void mqtt_status(void *state, struct tern_uplink_status *out)
     out->in_flight = 0;
     for (size_t i = 0; i < m->n_inf; i++)
         out->in_flight += (uint64_t)(m->inf[i].last - m->inf[i].first + 1);
+    if (m->e2e)
+        out->in_flight = pending_readings(m); /* sent, awaiting the receipt */
     out->sent = m->sent;
     out->acked = m->acked;
     out->failed = m->failed;
@@ -630,13 +858,14 @@ static void mqtt_close(void *state)
         tern_free(m->password);
     }
     tern_free(m->inf);
+    tern_free(m->pend);
     tern_free(m->payload);
     tern_free(m);
 }
 
 const struct tern_uplink_ops tern_uplink_mqtt = {
     .name = "mqtt",
-    .summary = "MQTT 3.1.1/5 via libmosquitto: batches of wire lines, QoS 1, acked on PUBACK",
+    .summary = "MQTT 3.1.1/5 via libmosquitto: batches of wire lines, QoS 1, acked on PUBACK or relay receipt",
     .options = mqtt_options,
     .open = mqtt_open,
     .capacity = mqtt_capacity,

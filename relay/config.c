@@ -48,6 +48,8 @@ static const struct cfg_key keys[] = {
         "Consumer session timeout: how long a dead relay keeps its partitions before the group rebalances."),
     STR("kafka", "instance_id", kafka_instance_id, "",
         "Static group membership (group.instance.id): a relay restarted with the same id gets its partitions back at once, without a rebalance. Unique per relay; empty = dynamic membership."),
+    INT("kafka", "delivery_timeout_ms", kafka_delivery_timeout_ms, "300000", 1000, 86400000,
+        "mode = bridge: how long the producer keeps trying to deliver a message (message.timeout.ms); then it gets no receipt and the device re-sends."),
 
     STR("clickhouse", "url", ch_url, "http://127.0.0.1:8123",
         "ClickHouse HTTP endpoint (no credentials in it: use user/password)."),
@@ -96,6 +98,32 @@ static const struct cfg_key keys[] = {
     STR("output", "wide_columns", wide_columns, "",
         "column=source pairs for mode = wide; source is id, timestamp, device or metric:NAME. e.g. message_id=id,event_time=timestamp,sensor_id=device,temperature=metric:temperature"),
 
+    STR("mqtt", "host", mqtt_host, "127.0.0.1", "MQTT broker host (source = mqtt)."),
+    INT("mqtt", "port", mqtt_port, "1883", 1, 65535, "MQTT broker port (8883 is usual with TLS)."),
+    STR("mqtt", "topic", mqtt_topic, "tern/+/readings",
+        "Topic filter of the readings; the level matched by '+' is the device_id every reading on that topic must carry."),
+    STR("mqtt", "group", mqtt_group, "tern-relay",
+        "MQTT 5 shared subscription group ($share/<group>/<topic>): relays in one group split the messages. Empty = plain subscription."),
+    STR("mqtt", "client_id", mqtt_client_id, "", "MQTT client id; empty = tern-relay-<hostname>-<pid>. Unique per relay."),
+    STR("mqtt", "username", mqtt_username, "", "MQTT user name; empty = anonymous."),
+    STR("mqtt", "password", mqtt_password, "", "MQTT password (prefer password_file); never logged."),
+    STR("mqtt", "password_file", mqtt_password_file, "", "File whose first line is the MQTT password."),
+    ENUM("mqtt", "tls", mqtt_tls, "false", "false|true", "TLS with the system CAs (implied by tls_ca_file or tls_cert_file)."),
+    STR("mqtt", "tls_ca_file", mqtt_tls_ca_file, "", "CA certificate (PEM) to verify the broker."),
+    STR("mqtt", "tls_cert_file", mqtt_tls_cert_file, "", "Client certificate (PEM) for mutual TLS."),
+    STR("mqtt", "tls_key_file", mqtt_tls_key_file, "", "Client private key (PEM) for mutual TLS."),
+    ENUM("mqtt", "tls_insecure", mqtt_tls_insecure, "false", "false|true", "Skip the broker host name check (testing only)."),
+    INT("mqtt", "keepalive_s", mqtt_keepalive_s, "30", 5, 65535, "MQTT keepalive in seconds."),
+    ENUM("mqtt", "receipts", mqtt_receipts, "true", "false|true",
+         "Publish end-to-end receipts (QoS 1) to each device once its readings are stored (agents with ack = end-to-end delete only then)."),
+    STR("mqtt", "receipt_topic", mqtt_receipt_topic, "tern/{device_id}/receipts", "Receipt topic template; {device_id} is replaced."),
+    INT("mqtt", "queue_max_bytes", mqtt_queue_max_bytes, "67108864", 65536, INT64_C(4294967296),
+        "Messages received and not yet batched are held up to this many bytes; beyond it the relay stops reading from the broker."),
+
+    ENUM("relay", "source", source, "kafka", "kafka|mqtt",
+         "Where readings come from: the [kafka] topic, or an MQTT (shared) subscription ([mqtt])."),
+    ENUM("relay", "mode", mode, "clickhouse", "clickhouse|bridge",
+         "clickhouse: insert into ClickHouse; bridge: source = mqtt only, produce every reading line to the [kafka] topic (idempotent, acks=all) and receipt once Kafka acknowledged it."),
     STR("relay", "metrics_listen", metrics_listen, "127.0.0.1:9470",
         "host:port of the Prometheus /metrics and /health endpoint; empty disables it."),
     STR("relay", "log_level", log_level, "info", "error, warn, info or debug."),
@@ -308,6 +336,15 @@ int relay_config_validate(const struct relay_config *c, char *err, size_t errcap
         snprintf(err, errcap, "kafka.brokers, kafka.topic and kafka.group must not be empty");
         return -1;
     }
+    if (c->mode == RELAY_MODE_BRIDGE && c->source != RELAY_SOURCE_MQTT) {
+        snprintf(err, errcap, "relay.mode = bridge needs relay.source = mqtt");
+        return -1;
+    }
+    if (c->source == RELAY_SOURCE_MQTT && (!c->mqtt_host[0] || !c->mqtt_topic[0] || strchr(c->mqtt_group, '/') ||
+                                           strpbrk(c->mqtt_group, "+#"))) {
+        snprintf(err, errcap, "mqtt.host and mqtt.topic must not be empty, mqtt.group must not hold / + #");
+        return -1;
+    }
     if (!(c->value_min < c->value_max)) {
         snprintf(err, errcap, "input.value_min must be below input.value_max");
         return -1;
@@ -359,7 +396,7 @@ void relay_config_dump(const struct relay_config *c, FILE *out)
             sec = k->section;
         }
         value_text(c, k, buf, sizeof(buf));
-        if (k->off == OFF(ch_password) && buf[0])
+        if ((k->off == OFF(ch_password) || k->off == OFF(mqtt_password)) && buf[0])
             snprintf(buf, sizeof(buf), "********");
         fprintf(out, "%s = %s\n", k->name, buf);
     }

@@ -17,6 +17,8 @@ enum relay_schema_mode { RELAY_SCHEMA_AUTO = 0, RELAY_SCHEMA_MODERN, RELAY_SCHEM
 enum relay_compression { RELAY_COMPRESS_NONE = 0, RELAY_COMPRESS_GZIP };
 enum relay_auth { RELAY_AUTH_BASIC = 0, RELAY_AUTH_HEADERS };
 enum relay_output { RELAY_OUTPUT_READINGS = 0, RELAY_OUTPUT_WIDE };
+enum relay_source_kind { RELAY_SOURCE_KAFKA = 0, RELAY_SOURCE_MQTT };
+enum relay_mode { RELAY_MODE_CLICKHOUSE = 0, RELAY_MODE_BRIDGE };
 
 struct relay_config {
     /* [kafka] */
@@ -62,7 +64,28 @@ struct relay_config {
     int output;               /* enum relay_output */
     char wide_table[RELAY_STR_MAX];
     char wide_columns[RELAY_LIST_MAX];
+    /* [mqtt] (source = mqtt) */
+    char mqtt_host[RELAY_STR_MAX];
+    int64_t mqtt_port;
+    char mqtt_topic[RELAY_STR_MAX];
+    char mqtt_group[RELAY_STR_MAX];
+    char mqtt_client_id[RELAY_STR_MAX];
+    char mqtt_username[RELAY_STR_MAX];
+    char mqtt_password[RELAY_STR_MAX];
+    char mqtt_password_file[RELAY_STR_MAX];
+    int mqtt_tls;             /* enum: 0 false, 1 true */
+    char mqtt_tls_ca_file[RELAY_STR_MAX];
+    char mqtt_tls_cert_file[RELAY_STR_MAX];
+    char mqtt_tls_key_file[RELAY_STR_MAX];
+    int mqtt_tls_insecure;    /* enum: 0 false, 1 true */
+    int64_t mqtt_keepalive_s;
+    int mqtt_receipts;        /* enum: 0 false, 1 true */
+    char mqtt_receipt_topic[RELAY_STR_MAX];
+    int64_t mqtt_queue_max_bytes;
+    int64_t kafka_delivery_timeout_ms; /* mode = bridge: producer message.timeout.ms */
     /* [relay] */
+    int source;               /* enum relay_source_kind */
+    int mode;                 /* enum relay_mode */
     char metrics_listen[RELAY_STR_MAX];
     char log_level[RELAY_STR_MAX];
     int64_t retry_base_ms;

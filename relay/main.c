@@ -16,6 +16,10 @@
 #include "schema.h"
 #include "sink_ch.h"
 #include "source_kafka.h"
+#ifdef TERN_RELAY_WITH_MQTT
+#include "bridge.h"
+#include "source_mqtt.h"
+#endif
 #include "wire.h"
 #include "wire_fast.h"
 
@@ -46,7 +50,10 @@ static void usage(FILE *out)
           "       crash, an outage or a rebalance, `SELECT ... FROM readings FINAL` and the per-minute\n"
           "       rollup view count every reading exactly once. Invalid messages go to the rejected\n"
           "       table with their raw payload, position and reason. See docs/relay.md and\n"
-          "       docs/delivery.md.\n"
+          "       docs/delivery.md. With relay.source = mqtt it reads an MQTT 5 shared subscription\n"
+          "       instead and publishes end-to-end receipts to the devices once their readings are\n"
+          "       stored; relay.mode = bridge forwards MQTT readings to the Kafka topic instead of\n"
+          "       ClickHouse (docs/wire-format.md, \"Receipts\").\n"
           "\n"
           "COMMANDS\n"
           "       run     (default) consume, batch, insert, commit until SIGINT or SIGTERM.\n"
@@ -149,13 +156,20 @@ static int cmd_init(const struct relay_config *c)
     char err[768];
     int existed = 0, rc = 1;
     struct relay_metrics *m = relay_metrics_new();
-    struct ch_sink *s = m ? ch_sink_open(c, m, err, sizeof(err)) : NULL;
-    if (!s || ch_sink_prepare(s, 1, err, sizeof(err)) != 0) {
-        TERN_ERROR("init: clickhouse: %s", m ? err : "out of memory");
+    struct ch_sink *s = NULL;
+    if (c->mode != RELAY_MODE_BRIDGE) { /* a bridge writes no ClickHouse */
+        s = m ? ch_sink_open(c, m, err, sizeof(err)) : NULL;
+        if (!s || ch_sink_prepare(s, 1, err, sizeof(err)) != 0) {
+            TERN_ERROR("init: clickhouse: %s", m ? err : "out of memory");
+            goto out;
+        }
+        TERN_INFO("init: clickhouse schema ready in database %s (%s mode)", c->ch_database,
+                  ch_sink_caps(s)->modern ? "modern" : "old");
+    }
+    if (c->source == RELAY_SOURCE_MQTT && c->mode != RELAY_MODE_BRIDGE) {
+        rc = 0; /* MQTT into ClickHouse needs no Kafka topic */
         goto out;
     }
-    TERN_INFO("init: clickhouse schema ready in database %s (%s mode)", c->ch_database,
-              ch_sink_caps(s)->modern ? "modern" : "old");
     if (kafka_create_topic(c, &existed, err, sizeof(err)) != 0) {
         TERN_ERROR("init: %s", err);
         goto out;
@@ -179,6 +193,19 @@ static int cmd_run(const struct relay_config *c)
     struct relay_source src = {0};
     if (!m)
         goto out;
+#ifdef TERN_RELAY_WITH_MQTT
+    if (c->mode == RELAY_MODE_BRIDGE) {
+        if (c->metrics_listen[0]) {
+            http = relay_http_start(c->metrics_listen, m, err, sizeof(err));
+            if (!http) {
+                TERN_ERROR("metrics: %s", err);
+                goto out;
+            }
+        }
+        rc = bridge_run(c, m, &g_stop) == 0 ? 0 : 1;
+        goto out;
+    }
+#endif
     sink = ch_sink_open(c, m, err, sizeof(err));
     if (!sink) {
         TERN_ERROR("clickhouse: %s", err);
@@ -210,12 +237,24 @@ static int cmd_run(const struct relay_config *c)
         TERN_INFO("metrics on http://%s/metrics", c->metrics_listen);
     }
     struct relay_source_events ev = pipeline_events(p);
-    if (source_kafka_open(c, &ev, m, &src, err, sizeof(err)) != 0) {
-        TERN_ERROR("%s", err);
-        goto out;
+#ifdef TERN_RELAY_WITH_MQTT
+    if (c->source == RELAY_SOURCE_MQTT) {
+        if (source_mqtt_open(c, m, &src, err, sizeof(err)) != 0) {
+            TERN_ERROR("%s", err);
+            goto out;
+        }
+        TERN_INFO("consuming mqtt %s (group %s) from %s:%lld", c->mqtt_topic, c->mqtt_group[0] ? c->mqtt_group : "-",
+                  c->mqtt_host, (long long)c->mqtt_port);
+    } else
+#endif
+    {
+        if (source_kafka_open(c, &ev, m, &src, err, sizeof(err)) != 0) {
+            TERN_ERROR("%s", err);
+            goto out;
+        }
+        TERN_INFO("consuming %s as group %s from %s", c->kafka_topic, c->kafka_group, c->kafka_brokers);
     }
     pipeline_set_source(p, &src);
-    TERN_INFO("consuming %s as group %s from %s", c->kafka_topic, c->kafka_group, c->kafka_brokers);
     rc = pipeline_run(p, &g_stop) == 0 ? 0 : 1;
     TERN_INFO("stopping: consumed %llu, inserted %llu, rejected %llu, duplicates %llu",
               (unsigned long long)relay_metrics_get(m, M_CONSUMED), (unsigned long long)relay_metrics_get(m, M_INSERTED),
@@ -280,6 +319,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s%s%s\n", config ? config : "", config ? ": " : "", err);
         return 2;
     }
+#ifndef TERN_RELAY_WITH_MQTT
+    if (cfg.source == RELAY_SOURCE_MQTT) {
+        fprintf(stderr, "relay.source = mqtt: this tern-relay was built without MQTT (TERN_WITH_MQTT=OFF)\n");
+        return 2;
+    }
+#endif
     int level = tern_log_parse_level(cfg.log_level);
     if (level < 0) {
         fprintf(stderr, "relay.log_level: '%s' is not error, warn, info or debug\n", cfg.log_level);

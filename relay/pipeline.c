@@ -182,6 +182,14 @@ static int add_readings(struct relay_pipeline *p, const struct relay_msg *msg, u
 {
     for (size_t i = 0; i < n; i++) {
         const struct tern_reading *r = &p->readings[i];
+        if (msg->device_id && strcmp(r->device_id, msg->device_id) != 0) {
+            /* Device identity: a device may only speak for itself. */
+            char why[256];
+            snprintf(why, sizeof(why), "device_id '%s' does not match the topic %s", r->device_id, msg->pos.topic);
+            if (reject(p, msg, item0 + (uint32_t)i, why, raw, rawlen) != 0)
+                return -1;
+            continue;
+        }
         if (!(r->value >= p->c->value_min && r->value <= p->c->value_max)) {
             char why[128];
             snprintf(why, sizeof(why), "value %g out of range [%g, %g]", r->value, p->c->value_min, p->c->value_max);
@@ -445,7 +453,7 @@ struct relay_source_events pipeline_events(struct relay_pipeline *p)
 int pipeline_run(struct relay_pipeline *p, volatile int *stop)
 {
     char err[512];
-    struct relay_msg msg;
+    struct relay_msg msg = {0};
     set_state(p, 1);
     while (!*stop) {
         int64_t now = tern_mono_ms();

@@ -21,6 +21,9 @@ struct relay_msg {
     const void *payload; /* valid until the next poll or close */
     size_t len;
     struct relay_pos pos;
+    /* The device every reading of this message must name (MQTT: from the
+     * topic), or NULL when the source cannot tell. Mismatches are rejected. */
+    const char *device_id;
 };
 
 /* What the pipeline must do when the source loses positions it delivered

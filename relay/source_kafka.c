@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
 struct kafka_source {
@@ -23,7 +24,33 @@ struct kafka_source {
     int paused;
     int64_t lag_every;          /* update lag gauge every N messages */
     int64_t since_lag;
+    int64_t idle_lag_at;        /* mono ms of the last lag refresh while idle */
 };
+
+/* While idle (caught up or paused) refresh every assigned partition's lag
+ * once a second: position vs the cached high watermark, no broker request. */
+static void refresh_lag(struct kafka_source *k)
+{
+    int64_t now = tern_mono_ms();
+    if (now - k->idle_lag_at < 1000)
+        return;
+    k->idle_lag_at = now;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(k->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (rd_kafka_position(k->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo = 0, hi = 0;
+            const rd_kafka_topic_partition_t *tp = &l->elems[i];
+            if (tp->offset < 0 ||
+                rd_kafka_get_watermark_offsets(k->rk, tp->topic, tp->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0)
+                continue;
+            relay_metrics_lag(k->m, tp->topic, tp->partition, hi - tp->offset);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
 
 static int set_conf(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errcap)
 {
@@ -78,8 +105,10 @@ static int kafka_poll(void *self, struct relay_msg *msg, int timeout_ms, char *e
         k->held = NULL;
     }
     rd_kafka_message_t *rm = rd_kafka_consumer_poll(k->rk, timeout_ms);
-    if (!rm)
+    if (!rm) {
+        refresh_lag(k);
         return 0;
+    }
     if (rm->err) {
         if (rm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             rd_kafka_message_destroy(rm);

@@ -423,21 +423,68 @@ static int get_text(json_t *root, const char *key, int required, char *dst, size
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* The shortest tag entry, "":"" plus a comma, is 6 bytes: more pairs than
+ * this cannot fit in a reading's tags field. */
+#define TAGS_MAX_PAIRS (TERN_TAGS_MAX / 6 + 1)
+
+struct tag_pair {
+    const char *key, *value;
+};
+
+static int cmp_tag(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const struct tag_pair *)a)->key, ((const struct tag_pair *)b)->key);
 }
 
-/* Tags are stored in canonical form: compact, keys sorted by byte value,
- * strings escaped exactly as the encoder escapes them. Equal tag sets then
- * compare equal as text downstream, and decode(encode(r)) == r. */
+/* Sorts pairs in place and writes the canonical text. Returns the length it
+ * needs (>= cap: did not fit), or (size_t)-1 for a repeated key. */
+static size_t write_tags(struct tag_pair *pairs, size_t n, char *out, size_t cap)
+{
+    qsort(pairs, n, sizeof pairs[0], cmp_tag);
+    struct out o = { .buf = out, .cap = cap, .len = 0 };
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(pairs[i - 1].key, pairs[i].key) == 0)
+            return (size_t)-1;
+        if (i)
+            PUT_LIT(&o, ",");
+        else
+            PUT_LIT(&o, "{");
+        put_quoted(&o, pairs[i].key);
+        PUT_LIT(&o, ":");
+        put_quoted(&o, pairs[i].value);
+    }
+    PUT_LIT(&o, "}");
+    return o.len;
+}
+
+int tern_wire_tags(const char *const keys[], const char *const values[], size_t n, char *out,
+                   size_t cap)
+{
+    struct tag_pair pairs[TAGS_MAX_PAIRS];
+    if (cap == 0)
+        return -1;
+    out[0] = '\0';
+    if (n == 0)
+        return 0;
+    if (n > TAGS_MAX_PAIRS)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        pairs[i] = (struct tag_pair){ .key = keys[i], .value = values[i] };
+    size_t len = write_tags(pairs, n, out, cap);
+    if (len >= cap) { /* also the repeated-key case */
+        out[0] = '\0';
+        return -1;
+    }
+    out[len] = '\0';
+    return 0;
+}
+
+/* Tags are stored in canonical form so that equal tag sets compare equal as
+ * text downstream, and decode(encode(r)) == r. */
 static int get_tags(json_t *root, char *dst, size_t cap, char *err, size_t errcap)
 {
-    /* The shortest entry, "":"" plus a comma, is 6 bytes, so more keys than
-     * this cannot fit in cap bytes anyway. */
-    enum { MAX_KEYS = TERN_TAGS_MAX / 6 + 1 };
-    const char *keys[MAX_KEYS];
-    size_t nkeys = 0;
+    struct tag_pair pairs[TAGS_MAX_PAIRS];
+    size_t n = 0;
 
     json_t *j = json_object_get(root, "tags");
     dst[0] = '\0';
@@ -450,32 +497,21 @@ static int get_tags(json_t *root, char *dst, size_t cap, char *err, size_t errca
     json_object_foreach(j, key, val) {
         if (!json_is_string(val))
             return fail(err, errcap, "field 'tags' must be an object of strings");
-        if (nkeys == MAX_KEYS)
+        if (n == TAGS_MAX_PAIRS)
             return fail(err, errcap, "field 'tags' is longer than %zu bytes as compact JSON",
                         cap - 1);
-        keys[nkeys++] = key;
+        pairs[n++] = (struct tag_pair){ .key = key, .value = json_string_value(val) };
     }
-    if (nkeys == 0)
+    if (n == 0)
         return 0; /* {} and no tags are the same thing; encode omits both */
-    qsort(keys, nkeys, sizeof keys[0], cmp_str);
-
-    struct out o = { .buf = dst, .cap = cap, .len = 0 };
-    for (size_t i = 0; i < nkeys; i++) {
-        if (i)
-            PUT_LIT(&o, ",");
-        else
-            PUT_LIT(&o, "{");
-        put_quoted(&o, keys[i]);
-        PUT_LIT(&o, ":");
-        put_quoted(&o, json_string_value(json_object_get(j, keys[i])));
-    }
-    PUT_LIT(&o, "}");
-    if (o.len >= cap) {
+    /* JSON_REJECT_DUPLICATES already refused repeated keys. */
+    size_t len = write_tags(pairs, n, dst, cap);
+    if (len >= cap) {
         dst[0] = '\0';
         return fail(err, errcap, "field 'tags' is %zu bytes as compact JSON, longer than %zu",
-                    o.len, cap - 1);
+                    len, cap - 1);
     }
-    dst[o.len] = '\0';
+    dst[len] = '\0';
     return 0;
 }
 

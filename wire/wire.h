@@ -28,6 +28,14 @@ size_t tern_wire_encode(const struct tern_reading *r, char *buf, size_t cap);
 int tern_wire_decode(const char *line, size_t len, struct tern_reading *out,
                      char *err, size_t errcap);
 
+/* Builds a reading's tags field in canonical form (docs/wire-format.md: keys
+ * sorted by byte value, compact, strings escaped as the encoder does) from n
+ * key/value pairs, into out of size cap (TERN_TAGS_MAX for a reading). n == 0
+ * gives "". Returns 0, or -1 when a key repeats or the text does not fit
+ * (out is then ""). The decoder stores tags in this same form. */
+int tern_wire_tags(const char *const keys[], const char *const values[], size_t n, char *out,
+                   size_t cap);
+
 /* Formats ts_ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (>= 25 bytes). */
 void tern_wire_format_ts(int64_t ts_ms, char buf[25]);
 /* Parses RFC 3339 UTC ("Z" or +hh:mm offset, 0-9 fraction digits) to ms. */

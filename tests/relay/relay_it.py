@@ -203,14 +203,40 @@ def rss_kb(pid):
 
 # ---- tests ----------------------------------------------------------------
 
+def metrics_text(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def metric(text, name):
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    return int(m.group(1)) if m else None
+
+
 def t_exact(c):
     lines = make_readings(20000)
+    port = int(os.environ.get("TERN_PORT_BASE", "18800")) + 40
     c.produce(lines[:10000])
-    c.start_relay()
+    c.start_relay(c.write_config("metrics.ini", {("relay", "metrics_listen"): "127.0.0.1:%d" % port}))
     c.produce(lines[10000:])
     # Re-publish a slice: the same readings again must not count twice.
     c.produce(lines[5000:7000])
     c.check_exact(20000)
+    # Observability: counters add up, lag drains to 0 on every partition.
+    def drained():
+        t = metrics_text(port)
+        lags = re.findall(r"^tern_relay_consumer_lag\{[^}]*\} (\d+)$", t, re.M)
+        return (metric(t, "tern_relay_messages_consumed_total") == 22000 and len(lags) == c.partitions
+                and all(l == "0" for l in lags), lags)
+    wait_for("metrics to show everything consumed", drained, 30)
+    t = metrics_text(port)
+    inserted = metric(t, "tern_relay_rows_inserted_total")
+    dups = metric(t, "tern_relay_duplicates_dropped_total")
+    assert inserted + dups == 22000, (inserted, dups)
+    assert metric(t, "tern_relay_insert_duration_seconds_count") >= 1
+    assert metric(t, "tern_relay_end_to_end_seconds_count") == inserted
+    with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=5) as r:
+        assert r.status == 200
     c.stop_all()
     # A restarted relay starts after the committed offsets: it consumes only
     # the 100 new readings, not the 22000 already stored.
@@ -283,6 +309,21 @@ def t_outage(c):
     # not the 20000 readings that piled up in Kafka meanwhile.
     assert rss_max < 150 * 1024, "relay RSS grew to %d kB" % rss_max
     assert rss_max - rss_before < 80 * 1024, "relay RSS grew by %d kB during the outage" % (rss_max - rss_before)
+
+
+def t_kafka_restart(c):
+    n = 40000
+    lines = make_readings(n, seed=6)
+    c.produce(lines[:30000])
+    p = c.start_relay()
+    wait_for("first rows", lambda: c.final_count() >= 1000, 60)
+    subprocess.run([STACK, "down", "kafka"], check=True, timeout=120)
+    log("kafka down at %d rows" % c.final_count())
+    subprocess.run([STACK, "up", "kafka"], check=True, timeout=300)
+    log("kafka up")
+    c.produce(lines[30000:])
+    c.check_exact(n, deadline=180)
+    assert p.poll() is None, "relay died when Kafka restarted"
 
 
 def t_two_relays(c):
@@ -444,7 +485,7 @@ def t_chdb(c):
     assert out.returncode == 0, "chdb check failed"
 
 
-TESTS = {"exact": t_exact, "sigkill": t_sigkill, "outage": t_outage, "two_relays": t_two_relays,
+TESTS = {"exact": t_exact, "sigkill": t_sigkill, "outage": t_outage, "two_relays": t_two_relays, "kafka_restart": t_kafka_restart,
          "malformed": t_malformed, "wide": t_wide, "old_vectors": t_old_vectors, "chdb": t_chdb}
 
 
@@ -460,6 +501,10 @@ def main():
         overrides[("kafka", "instance_id")] = "relay-sigkill"
         overrides[("batch", "max_rows")] = "500"
         overrides[("batch", "max_delay_ms")] = "50"
+    if name == "kafka_restart":
+        # Small batches: Kafka goes down while most of the topic is unread.
+        overrides[("batch", "max_rows")] = "100"
+        overrides[("batch", "max_delay_ms")] = "20"
     if name == "malformed":
         overrides[("envelope", "metrics")] = "temperature:Cel,humidity:%,pressure:hPa"
     c = Case(name, overrides=overrides, init=name != "chdb")

@@ -96,7 +96,7 @@ static void test_encodings_and_mutations(void **state)
     char line[TERN_WIRE_LINE_MAX + 64];
     const char alphabet[] = "{}[]\",:0123456789.-+eE \\abcxyz\x7f\x80\xc3";
     unsigned long canon_ok = 0;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 6000; i++) {
         struct tern_reading r, got;
         random_reading(&r, &seed);
         size_t n = tern_wire_encode(&r, line, sizeof(line));
@@ -126,7 +126,7 @@ static void test_encodings_and_mutations(void **state)
         }
     }
     /* The fast path must actually be the common path for canonical lines. */
-    assert_true(canon_ok > 19000);
+    assert_true(canon_ok > 5700);
     printf("fast path: %lu accepted, %lu declined\n", accepted, declined);
 }
 

@@ -483,6 +483,42 @@ static void test_parse_ts(void **state)
     }
 }
 
+static void test_tags(void **state)
+{
+    char out[TERN_TAGS_MAX];
+    const char *k[] = { "site", "room", "a\"q", "uni" };
+    const char *v[] = { "lab", "3.14", "back\\slash\n", "Z\xc3\xbcrich" };
+    assert_int_equal(tern_wire_tags(k, v, 4, out, sizeof out), 0);
+    assert_string_equal(out, "{\"a\\\"q\":\"back\\\\slash\\u000a\",\"room\":\"3.14\","
+                             "\"site\":\"lab\",\"uni\":\"Z\xc3\xbcrich\"}");
+
+    /* What the decoder stores for the same tags is the same text. */
+    char line[TERN_WIRE_LINE_MAX], err[128];
+    struct tern_reading r;
+    snprintf(line, sizeof line,
+             "{\"v\":1,\"device_id\":\"d\",\"sensor\":\"s\",\"metric\":\"m\",\"value\":1,"
+             "\"ts\":\"2026-11-25T11:38:05Z\",\"epoch\":\"0000000000000001\",\"seq\":1,"
+             "\"tags\":{\"uni\":\"Z\xc3\xbcrich\",\"site\":\"lab\",\"room\":\"3.14\","
+             "\"a\\\"q\":\"back\\\\slash\\n\"}}");
+    assert_int_equal(tern_wire_decode(line, strlen(line), &r, err, sizeof err), 0);
+    assert_string_equal(r.tags, out);
+
+    assert_int_equal(tern_wire_tags(k, v, 0, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    const char *dup[] = { "x", "x" };
+    assert_int_equal(tern_wire_tags(dup, v, 2, out, sizeof out), -1);
+    assert_string_equal(out, "");
+    char small[16];
+    assert_int_equal(tern_wire_tags(k, v, 2, small, sizeof small), -1);
+    assert_string_equal(small, "");
+    const char *many_k[100], *many_v[100];
+    for (int i = 0; i < 100; i++) {
+        many_k[i] = "k";
+        many_v[i] = "";
+    }
+    assert_int_equal(tern_wire_tags(many_k, many_v, 100, out, sizeof out), -1);
+}
+
 static void test_copy_field(void **state)
 {
     char dst[4];
@@ -504,7 +540,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_random), cmocka_unit_test(test_value_format_rule),
         cmocka_unit_test(test_decode_framing),
         cmocka_unit_test(test_format_ts),        cmocka_unit_test(test_parse_ts),
-        cmocka_unit_test(test_copy_field),
+        cmocka_unit_test(test_tags),             cmocka_unit_test(test_copy_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# relay_mqtt.sh - tern-relay throughput: MQTT -> ClickHouse (with end-to-end
+# receipts published) against a direct HTTP insert baseline of the same rows.
+# Prints key=value lines:
+#   relay_rows_per_s               readings published to mosquitto in batches
+#                                  (1000 wire lines per QoS 1 message, 50 devices)
+#                                  until the last row is visible in ClickHouse
+#   publish_rows_per_s             how fast the publisher pushed them (an upper
+#                                  bound the relay cannot beat)
+#   clickhouse_baseline_rows_per_s the same rows as JSONEachRow, inserted directly
+#                                  over HTTP in 100k-row batches (no MQTT, no relay)
+#   relay_vs_baseline              ratio (goal >= 0.5)
+#   receipts                       receipts the relay published
+#
+# Starts its own stack on a private port block (TERN_BENCH_PORT_BASE, default
+# 29850) unless TERN_BENCH_USE_STACK=1 says to use the one in TERN_PORT_BASE.
+# Env: TERN_BENCH_ROWS (default 1000000), TERN_BENCH_BATCH (lines per MQTT
+# message, default 1000), TERN_BENCH_COMPRESSION (relay's
+# clickhouse.compression, default none: loopback).
+# Usage: bench/relay_mqtt.sh [build-dir]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+build="${1:-${TERN_BINARY_DIR:-$repo/build}}"
+relay="$build/relay/tern-relay"
+[ -x "$relay" ] || { echo "relay_mqtt: $relay not built" >&2; exit 2; }
+rows="${TERN_BENCH_ROWS:-1000000}"
+batch="${TERN_BENCH_BATCH:-1000}"
+compression="${TERN_BENCH_COMPRESSION:-none}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/tern-bench-relay-mqtt.XXXXXX")"
+started=0
+relay_pid=""
+if [ "${TERN_BENCH_USE_STACK:-0}" != 1 ]; then
+  export TERN_PORT_BASE="${TERN_BENCH_PORT_BASE:-29850}"
+  export TERN_STACK_DIR="$work/stack"
+fi
+cleanup() {
+  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null || true
+  if [ "$started" = 1 ]; then "$repo/compose/local/stack" down >/dev/null 2>&1 || true; fi
+  [ -n "${TERN_BENCH_KEEP:-}" ] && cp "$work/relay.log" "$TERN_BENCH_KEEP" 2>/dev/null; rm -rf "$work"
+}
+trap cleanup EXIT
+if [ "${TERN_BENCH_USE_STACK:-0}" != 1 ]; then
+  "$repo/compose/local/stack" up mosquitto clickhouse >&2
+  started=1
+fi
+eval "$("$repo/compose/local/stack" env)"
+ch() { curl -sS --fail-with-body "$TERN_CLICKHOUSE_URL/" --data-binary "$1"; }
+now() { date +%s.%N; }
+
+tag="bench_mqtt_$$"
+cat > "$work/relay.ini" <<INI
+[clickhouse]
+url = $TERN_CLICKHOUSE_URL
+database = $tag
+compression = $compression
+[mqtt]
+host = $TERN_MQTT_HOST
+port = $TERN_MQTT_PORT
+topic = $tag/+/readings
+group = $tag
+receipt_topic = $tag/{device_id}/receipts
+[relay]
+source = mqtt
+metrics_listen =
+log_level = ${TERN_BENCH_LOG_LEVEL:-info}
+INI
+"$relay" --config "$work/relay.ini" init >&2
+
+echo "relay_mqtt: generating $rows readings" >&2
+python3 - "$rows" > "$work/lines.jsonl" <<'PY'
+import sys, random, time
+n = int(sys.argv[1]); rnd = random.Random(1)
+devs = 50; epochs = ["%016x" % rnd.getrandbits(64) for _ in range(devs)]
+base = (int(time.time()) // 60 - 60) * 60000
+out = sys.stdout
+metrics = ("temperature", "humidity", "pressure")
+for i in range(n):
+    d = i % devs; ts = base + i * 3
+    t = time.gmtime(ts // 1000)
+    out.write('{"v":1,"device_id":"dev-%03d","sensor":"env","metric":"%s","value":%.2f,"unit":"Cel",'
+              '"ts":"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ","epoch":"%s","seq":%d,"tags":{"site":"bench"},"flags":0}\n'
+              % (d, metrics[i % 3], 20 + (i % 1000) / 100, t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
+                 t.tm_sec, ts % 1000, epochs[d], i // devs + 1))
+PY
+
+# Baseline: the same rows, encoded as the relay encodes them, straight into
+# an identical table over HTTP in 100k-row inserts.
+mode="$(ch "SELECT if(position(type, 'DateTime64') > 0, 'modern', 'old') FROM system.columns WHERE database = '$tag' AND table = 'readings' AND name = 'ts'")"
+"$relay" --mode "$mode" encode < "$work/lines.jsonl" > "$work/rows.jsonl"
+ch "CREATE TABLE $tag.baseline AS $tag.readings" >/dev/null
+split -l 100000 "$work/rows.jsonl" "$work/part."
+t0="$(now)"
+for f in "$work"/part.*; do
+  curl -sS --fail-with-body "$TERN_CLICKHOUSE_URL/?query=INSERT%20INTO%20$tag.baseline%20FORMAT%20JSONEachRow" \
+    --data-binary @"$f" >/dev/null
+done
+t1="$(now)"
+got="$(ch "SELECT count() FROM $tag.baseline")"
+[ "$got" = "$rows" ] || { echo "relay_mqtt: baseline inserted $got rows, want $rows" >&2; exit 1; }
+baseline="$(python3 -c "print(round($rows / ($t1 - $t0)))")"
+
+echo "relay_mqtt: starting the relay" >&2
+"$relay" --config "$work/relay.ini" run 2> "$work/relay.log" &
+relay_pid=$!
+deadline=$(( $(date +%s) + 600 ))
+until grep -q "mqtt: subscribed" "$work/relay.log"; do
+  [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/relay.log" >&2; exit 1; }
+  kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log" >&2; exit 1; }
+  sleep 0.05
+done
+
+# The publisher: a minimal MQTT 3.1.1 client (stdlib only), QoS 1 with up to
+# 64 messages awaiting PUBACK, each message one device's next `batch` lines,
+# as tern-agent sends them. Prints when it started sending (the relay's clock
+# starts there, after the publisher prepared its messages) and how long it
+# took.
+echo "relay_mqtt: publishing" >&2
+pub="$(python3 - "$work/lines.jsonl" "$TERN_MQTT_HOST" "$TERN_MQTT_PORT" "$tag" "$batch" <<'PY'
+import socket, struct, sys, threading, time, json
+path, host, port, tag, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+def rl(n):
+    out = b""
+    while True:
+        b = n % 128; n //= 128
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+def utf(s):
+    b = s.encode(); return struct.pack("!H", len(b)) + b
+by_dev = {}
+for line in open(path, "rb"):
+    dev = json.loads(line)["device_id"]
+    by_dev.setdefault(dev, []).append(line.rstrip(b"\n"))
+msgs = []
+for dev, ls in by_dev.items():
+    for i in range(0, len(ls), batch):
+        msgs.append((("%s/%s/readings" % (tag, dev)), b"\n".join(ls[i:i + batch])))
+# Interleave devices as a fleet would.
+msgs.sort(key=lambda m: (int(m[1].split(b'"seq":', 1)[1].split(b",", 1)[0]), m[0]))
+s = socket.create_connection((host, port))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+body = utf("MQTT") + bytes([4, 2]) + struct.pack("!H", 60) + utf("bench-pub-%d" % time.time_ns())
+s.sendall(bytes([0x10]) + rl(len(body)) + body)
+assert s.recv(4)[:2] == b"\x20\x02"
+window = threading.Semaphore(64)
+acked = [0]
+def reader():
+    buf = b""
+    while acked[0] < len(msgs):
+        d = s.recv(65536)
+        if not d:
+            return
+        buf += d
+        while len(buf) >= 4:
+            assert buf[0] == 0x40, buf[:4]
+            buf = buf[4:]
+            acked[0] += 1
+            window.release()
+t = threading.Thread(target=reader, daemon=True); t.start()
+t0 = time.time()
+for i, (topic, payload) in enumerate(msgs):
+    window.acquire()
+    mid = i % 65535 + 1
+    vh = utf(topic) + struct.pack("!H", mid)
+    s.sendall(bytes([0x32]) + rl(len(vh) + len(payload)) + vh + payload)
+t.join(600)
+print("%.6f %.3f" % (t0, time.time() - t0))
+s.sendall(b"\xe0\x00"); s.close()
+PY
+)"
+ta="${pub% *}"; pub_s="${pub#* }"
+while :; do
+  got="$(ch "SELECT count() FROM $tag.readings")"
+  [ "$got" -ge "$rows" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "relay_mqtt: only $got rows after 600 s" >&2; exit 1; }
+  kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log" >&2; exit 1; }
+  sleep 0.05
+done
+te="$(now)"
+final="$(ch "SELECT count() FROM $tag.readings FINAL")"
+[ "$final" = "$rows" ] || { echo "relay_mqtt: readings FINAL has $final rows, want $rows" >&2; exit 1; }
+kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true; relay_pid=""
+receipts="$(sed -n 's/.*mqtt: \([0-9]*\) receipt(s) published.*/\1/p' "$work/relay.log" | tail -1)"
+relay_rate="$(python3 -c "print(round($rows / ($te - $ta)))")"
+ch "DROP DATABASE $tag" >/dev/null
+echo "rows=$rows"
+echo "batch_lines=$batch"
+echo "relay_compression=$compression"
+echo "publish_rows_per_s=$(python3 -c "print(round($rows / max($pub_s, 0.001)))")"
+echo "relay_rows_per_s=$relay_rate"
+echo "clickhouse_baseline_rows_per_s=$baseline"
+echo "relay_vs_baseline=$(python3 -c "print(round($relay_rate / $baseline, 3))")"
+echo "receipts=${receipts:-0}"
