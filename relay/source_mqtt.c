@@ -180,8 +180,6 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
     (void)mosq;
     (void)props;
     atomic_store(&s->connected, 0);
-    /* Receipts queued in libmosquitto are dropped with the session. */
-    atomic_store(&s->receipts_inflight, 0);
     if (!s->closing)
         TERN_WARN("mqtt: disconnected (%s); reconnecting", rc ? mosquitto_strerror(rc) : "by request");
 }
@@ -192,8 +190,7 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason, c
     (void)mosq;
     (void)mid;
     (void)props;
-    if (atomic_load(&s->receipts_inflight) > 0)
-        atomic_fetch_sub(&s->receipts_inflight, 1);
+    atomic_fetch_sub(&s->receipts_inflight, 1);
     if (reason >= 0x80)
         TERN_WARN("mqtt: broker refused a receipt: %s (check the ACL: the relay writes tern/+/receipts)",
                   mosquitto_reason_string(reason));
@@ -434,15 +431,17 @@ static void publish_receipt(struct mqtt_source *s, const struct topic_ent *t, ui
         int len = tern_receipt_encode(epoch, r + i, k, buf, sizeof(buf));
         if (len < 0)
             continue;
+        /* Counted before the publish: its PUBACK may come back first. */
+        atomic_fetch_add(&s->receipts_inflight, 1);
         int rc = mosquitto_publish_v5(s->mosq, NULL, t->receipt_topic, len, buf, 1, false, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
+            atomic_fetch_sub(&s->receipts_inflight, 1);
             /* The device times out and re-sends; the copies deduplicate. */
             if (s->receipt_failures++ == 0)
                 TERN_WARN("mqtt: cannot publish a receipt to %s: %s (devices will re-send)", t->receipt_topic,
                           mosquitto_strerror(rc));
             continue;
         }
-        atomic_fetch_add(&s->receipts_inflight, 1);
         s->receipts_sent++;
     }
 }
@@ -497,16 +496,6 @@ static int mqtt_durable(void *self, const struct relay_pos *pos, size_t n, int s
     if (upto >= 0)
         source_mqtt_settle(self, upto, 1);
     return 0;
-}
-
-const char *source_mqtt_device(void *self, const struct relay_pos *pos)
-{
-    struct mqtt_source *s = self;
-    size_t b = hash_str(pos->topic) % TOPIC_BUCKETS;
-    for (struct topic_ent *t = s->buckets[b]; t; t = t->next)
-        if (t->topic == pos->topic)
-            return t->device;
-    return NULL;
 }
 
 static void mqtt_close(void *self)

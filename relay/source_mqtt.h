@@ -33,10 +33,6 @@ int source_mqtt_open(const struct relay_config *c, struct relay_metrics *m, stru
  * messages can fail one by one; durable() is settle(max offset, 1). */
 void source_mqtt_settle(void *self, int64_t upto, int stored);
 
-/* The device_id the message's readings must carry (from the topic), or NULL
- * when the subscription has no '+' level to take it from. Valid until close. */
-const char *source_mqtt_device(void *self, const struct relay_pos *pos);
-
 /* Finds "epoch":"<16 hex>" and "seq":<digits> in one wire line without a full
  * decode (the pipeline decodes it later). Returns 0, or -1 when either is
  * missing or malformed (that line then gets no receipt). */

@@ -255,7 +255,12 @@ class Agent(Proc):
         ms = max(1, int(1000 / o["rate"]))
         lines = ["[agent]", "device_id = " + self.dev, "data_dir = " + self.data_dir,
                  "shutdown_timeout = 5s", "clock_check = " + o.get("clock_check", "build_date"), ""]
-        lines += ["[storage]", "commit_ms = 200ms", ""]
+        lines += ["[storage]", "commit_ms = 200ms"]
+        if o.get("max_bytes"):
+            # The WAL may grow to max_bytes/8 before a checkpoint: on a small
+            # disk max_bytes must fit the disk, as in a real deployment.
+            lines += ["max_bytes = %s" % o["max_bytes"]]
+        lines += [""]
         for name, kind in (("env", "env"), ("counter", "counter")):
             lines += ["[sensor.%s]" % name, "driver = sim", "kind = " + kind, "interval = %dms" % ms,
                       "enabled = " + ("true" if sensors else "false"), ""]
@@ -312,6 +317,11 @@ class Chaos:
     def __init__(self, a):
         self.a = a
         self.work = os.environ.get("TERN_CHAOS_DIR") or tempfile.mkdtemp(prefix="tern-chaos-")
+        # A given work dir starts empty: old agent queues or ClickHouse data
+        # would be counted as this run's.
+        if os.environ.get("TERN_CHAOS_DIR"):
+            subprocess.run(["umount", os.path.join(self.work, "tmpfs-k3")], capture_output=True)
+            shutil.rmtree(self.work, ignore_errors=True)
         for d in ("conf", "logs", "agents"):
             os.makedirs(os.path.join(self.work, d), exist_ok=True)
         base = int(os.environ.get("TERN_PORT_BASE", "28800")) + 100
@@ -401,6 +411,7 @@ class Chaos:
                 self.tmpfs = None
             else:
                 k3["data_dir"] = os.path.join(self.tmpfs, "data")
+                k3["max_bytes"] = "%dKiB" % (self.a.tmpfs_kib // 2)
         else:
             self.skipped.append(("disk full", "needs root to mount a tmpfs"))
         self.agents.append(Agent("chaos-k3", "kafka", self.work, 0, self.stack, k3))
@@ -751,7 +762,7 @@ def main():
     ap.add_argument("--duration", type=float, default=360, help="full mode: seconds of fault rounds")
     ap.add_argument("--rate", type=float, default=2.0, help="polls per second per sensor (4 readings a poll)")
     ap.add_argument("--gap", type=float, default=2.0, help="seconds between faults")
-    ap.add_argument("--tmpfs-kib", type=int, default=2048, help="size of the disk-full agent's tmpfs")
+    ap.add_argument("--tmpfs-kib", type=int, default=8192, help="size of the disk-full agent's tmpfs")
     ap.add_argument("--kv", action="store_true", help="print key=value result lines on stdout")
     ap.add_argument("--keep", action="store_true", help="keep the work dir even on success")
     a = ap.parse_args()

@@ -4,7 +4,7 @@ MQTT-to-Kafka bridge, against the real local stack (mosquitto without
 persistence, Kafka, ClickHouse). tern-agent runs with ack = end-to-end, so it
 deletes a reading only when the relay's receipt says it is stored.
 
-Usage: relay_mqtt_it.py sigkill|shared|identity|bridge
+Usage: relay_mqtt_it.py sigkill|shared|identity|bridge|acl
 
   sigkill   agent -> mosquitto -> relay -> ClickHouse; the relay is SIGKILLed at
             random moments several times and mosquitto is restarted (it keeps
@@ -14,7 +14,9 @@ Usage: relay_mqtt_it.py sigkill|shared|identity|bridge
   identity  a device publishing another device_id on its own topic: rejected,
             with the reason, into the rejected table.
   bridge    agent -> mosquitto -> relay (mode = bridge) -> Kafka -> relay ->
-            ClickHouse, exact.
+            ClickHouse, exact; the bridge is SIGKILLed once.
+  acl       the shipped production mosquitto config (no anonymous access,
+            per-device ACLs), credentials from files: exact.
 
 Each test uses its own topic prefix, database and Kafka topic, so it does not
 see other tests' traffic on the shared broker. Waits are for conditions with a
@@ -132,7 +134,7 @@ class Relay:
         self.logf.close()
 
 
-def make_agent(wd, device, prefill, extra=""):
+def make_agent(wd, device, prefill, extra="", port=None, prefix=None):
     data = os.path.join(wd.path, "data-" + device)
     cfg = wd.file("agent-%s.ini" % device, """
 [agent]
@@ -159,7 +161,8 @@ reconnect_min = 200ms
 reconnect_max = 1s
 max_batch_readings = 250
 %(extra)s
-""" % {"device": device, "data": data, "host": MQTT_HOST, "port": MQTT_PORT, "tag": TAG, "extra": extra})
+""" % {"device": device, "data": data, "host": MQTT_HOST, "port": port or MQTT_PORT, "tag": prefix or TAG,
+       "extra": extra})
     r = subprocess.run([AGENT, "--config", cfg, "--prefill", str(prefill)], capture_output=True, text=True)
     if r.returncode != 0:
         fail("prefill failed: " + r.stderr)
@@ -335,7 +338,56 @@ def test_bridge():
     wd.cleanup()
 
 
-TESTS = {"sigkill": test_sigkill, "shared": test_shared, "identity": test_identity, "bridge": test_bridge}
+def test_acl():
+    """The shipped production broker config (compose/mosquitto: no anonymous
+    access, per-device ACLs) with credentials from files on both sides: the
+    relay may take its $share subscription and write receipts, the device
+    may read its receipts, and the end-to-end path is exact."""
+    import shutil
+    import socket
+    wd = Workdir("relay-mqtt-acl")
+    port = PORT_BASE + 61
+    conf = open(os.path.join(os.path.dirname(STACK), "..", "mosquitto", "mosquitto.conf")).read()
+    conf = conf.replace("/mosquitto/config/", wd.path + "/").replace("/mosquitto/data/", wd.path + "/")
+    conf = re.sub(r"^listener 1883$", "listener %d 127.0.0.1" % port, conf, flags=re.M)
+    wd.file("mosquitto.conf", conf)
+    shutil.copy(os.path.join(os.path.dirname(STACK), "..", "mosquitto", "acl"), os.path.join(wd.path, "acl"))
+    passwd = wd.file("passwd", "")
+    device = TAG + "-acl"
+    users = {device: "device-secret", "tern-relay": "relay-secret"}
+    for u, pw in users.items():
+        subprocess.run(["mosquitto_passwd", "-b", passwd, u, pw], check=True)
+        wd.file(u + ".pw", pw + "\n")
+    os.chmod(passwd, 0o644)
+    os.chmod(wd.path, 0o755)
+    broker = spawn(["mosquitto", "-c", os.path.join(wd.path, "mosquitto.conf")],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for("the private mosquitto", lambda: socket.create_connection(("127.0.0.1", port), 0.2).close() or True, 20)
+    db = TAG + "_acl"
+    relay = Relay(wd, "r", db, {("mqtt", "port"): str(port), ("mqtt", "topic"): "tern/+/readings",
+                                ("mqtt", "receipt_topic"): "tern/{device_id}/receipts",
+                                ("mqtt", "username"): "tern-relay",
+                                ("mqtt", "password_file"): os.path.join(wd.path, "tern-relay.pw")})
+    relay.init()
+    relay.start()
+    if "refused" in relay.log():
+        fail("the relay's subscription was refused:\n" + relay.log())
+    N = 5000
+    agent = make_agent(wd, device, N, "username = %s\npassword_file = %s\n"
+                       % (device, os.path.join(wd.path, device + ".pw")), port=port, prefix="tern")
+    agent.start()
+    last = finish_agent(agent, 90)
+    check_exact(db, device, last)
+    if "broker refused a receipt" in relay.log():
+        fail("the ACL refused the relay's receipts")
+    relay.stop()
+    broker.terminate()
+    broker.wait()
+    wd.cleanup()
+
+
+TESTS = {"sigkill": test_sigkill, "shared": test_shared, "identity": test_identity, "bridge": test_bridge,
+         "acl": test_acl}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in TESTS:
