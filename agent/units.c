@@ -36,31 +36,70 @@ static size_t scan_number(const char *s, double *out)
     return i;
 }
 
-int tern_parse_duration_ms(const char *s, int64_t bare_unit_ms, int64_t *out_ms)
+/* A unit suffix and what it multiplies the number by. */
+struct unit {
+    const char *name;
+    double mult;
+};
+
+static const struct unit duration_units[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+};
+
+static const struct unit size_units[] = {
+    {"B", 1},
+    {"k", 1024.0},
+    {"K", 1024.0},
+    {"KiB", 1024.0},
+    {"kB", 1e3},
+    {"KB", 1e3},
+    {"M", 1048576.0},
+    {"MiB", 1048576.0},
+    {"MB", 1e6},
+    {"G", 1073741824.0},
+    {"GiB", 1073741824.0},
+    {"GB", 1e9},
+    {"TiB", 1099511627776.0},
+    {"TB", 1e12},
+};
+
+/* Parses "<number>[blanks][unit]" into *out: the number times the unit's
+ * multiplier, or times bare without a unit. The unit must be one of
+ * units[0..n) exactly (case matters). 0, or -1 when there is no number, the
+ * unit is unknown or the result is not finite or above max. Shared by
+ * durations and sizes, which differ only in their tables and limits. */
+static int parse_scaled(const char *s, const struct unit *units, size_t n, double bare,
+                        double max, double *out)
 {
-    static const struct {
-        const char *name;
-        double ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     double v;
-    size_t n = scan_number(s, &v);
-    if (n == 0)
+    size_t len = scan_number(s, &v);
+    if (len == 0)
         return -1;
-    const char *u = s + n;
+    const char *u = s + len;
     while (*u == ' ')
         u++;
-    double mult = (double)bare_unit_ms;
+    double mult = bare;
     if (*u) {
         size_t k;
-        for (k = 0; k < sizeof units / sizeof units[0]; k++)
+        for (k = 0; k < n; k++)
             if (strcmp(u, units[k].name) == 0)
                 break;
-        if (k == sizeof units / sizeof units[0])
+        if (k == n)
             return -1;
-        mult = units[k].ms;
+        mult = units[k].mult;
     }
-    double ms = v * mult;
-    if (!isfinite(ms) || ms > 9.0e15)
+    double scaled = v * mult;
+    if (!isfinite(scaled) || scaled > max)
+        return -1;
+    *out = scaled;
+    return 0;
+}
+
+int tern_parse_duration_ms(const char *s, int64_t bare_unit_ms, int64_t *out_ms)
+{
+    double ms;
+    if (parse_scaled(s, duration_units, sizeof duration_units / sizeof duration_units[0],
+                     (double)bare_unit_ms, 9.0e15, &ms) < 0)
         return -1;
     *out_ms = (int64_t)llround(ms);
     return 0;
@@ -68,42 +107,9 @@ int tern_parse_duration_ms(const char *s, int64_t bare_unit_ms, int64_t *out_ms)
 
 int tern_parse_size(const char *s, uint64_t *out_bytes)
 {
-    static const struct {
-        const char *name;
-        double mult;
-    } units[] = {{"B", 1},
-                 {"k", 1024.0},
-                 {"K", 1024.0},
-                 {"KiB", 1024.0},
-                 {"kB", 1e3},
-                 {"KB", 1e3},
-                 {"M", 1048576.0},
-                 {"MiB", 1048576.0},
-                 {"MB", 1e6},
-                 {"G", 1073741824.0},
-                 {"GiB", 1073741824.0},
-                 {"GB", 1e9},
-                 {"TiB", 1099511627776.0},
-                 {"TB", 1e12}};
-    double v;
-    size_t n = scan_number(s, &v);
-    if (n == 0)
-        return -1;
-    const char *u = s + n;
-    while (*u == ' ')
-        u++;
-    double mult = 1;
-    if (*u) {
-        size_t k;
-        for (k = 0; k < sizeof units / sizeof units[0]; k++)
-            if (strcmp(u, units[k].name) == 0)
-                break;
-        if (k == sizeof units / sizeof units[0])
-            return -1;
-        mult = units[k].mult;
-    }
-    double b = v * mult;
-    if (!isfinite(b) || b > 9.0e18)
+    double b;
+    if (parse_scaled(s, size_units, sizeof size_units / sizeof size_units[0], 1, 9.0e18,
+                     &b) < 0)
         return -1;
     *out_bytes = (uint64_t)llround(b);
     return 0;

@@ -730,8 +730,10 @@ static int mqtt_send(void *state, const struct tern_reading *r, size_t n)
         if (m->n_inf == m->cap_inf) {
             size_t nc = m->cap_inf * 2;
             struct inflight *ni = tern_realloc(m->inf, nc * sizeof *ni);
-            if (!ni)
+            if (!ni) {
+                i = start; /* this batch was not published: fail it too */
                 goto fail_rest;
+            }
             m->inf = ni;
             m->cap_inf = nc;
         }

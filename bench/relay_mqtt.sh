@@ -10,6 +10,7 @@
 #   clickhouse_baseline_rows_per_s the same rows as JSONEachRow, inserted directly
 #                                  over HTTP in 100k-row batches (no MQTT, no relay)
 #   relay_vs_baseline              ratio (goal >= 0.5)
+#   relay_cpu_s                    CPU seconds the relay process used in total
 #   receipts                       receipts the relay published
 #
 # Starts its own stack on a private port block (TERN_BENCH_PORT_BASE, default
@@ -180,6 +181,9 @@ done
 te="$(now)"
 final="$(ch "SELECT count() FROM $tag.readings FINAL")"
 [ "$final" = "$rows" ] || { echo "relay_mqtt: readings FINAL has $final rows, want $rows" >&2; exit 1; }
+# CPU seconds the relay used (user + system), from /proc: the relay shares
+# the machine with the publisher, mosquitto and ClickHouse during its run.
+relay_cpu_s="$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$relay_pid/stat")"
 kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true; relay_pid=""
 receipts="$(sed -n 's/.*mqtt: \([0-9]*\) receipt(s) published.*/\1/p' "$work/relay.log" | tail -1)"
 relay_rate="$(python3 -c "print(round($rows / ($te - $ta)))")"
@@ -191,4 +195,5 @@ echo "publish_rows_per_s=$(python3 -c "print(round($rows / max($pub_s, 0.001)))"
 echo "relay_rows_per_s=$relay_rate"
 echo "clickhouse_baseline_rows_per_s=$baseline"
 echo "relay_vs_baseline=$(python3 -c "print(round($relay_rate / $baseline, 3))")"
+echo "relay_cpu_s=$relay_cpu_s"
 echo "receipts=${receipts:-0}"

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc.h"
 #include "driver.h"
 #include "kv.h"
 #include "sysfs.h"
@@ -27,12 +26,6 @@ static const struct {
     {"temp", "Cel", 1e-3},  {"in", "V", 1e-3},       {"curr", "A", 1e-3},
     {"power", "W", 1e-6},   {"energy", "J", 1e-6},   {"fan", "/min", 1},
     {"humidity", "%", 1e-3}, {"pressure", "Pa", 1},
-};
-
-struct hwmon_state {
-    char chip[64];
-    size_t n;
-    struct tern_sysfs_channel ch[TERN_METRICS_MAX];
 };
 
 /* "temp1_input" -> class index and stem "temp1"; -1 if not an input file. */
@@ -56,7 +49,7 @@ static int classify(const char *file, char *stem, size_t cap)
     return -1;
 }
 
-static int scan_inputs(struct hwmon_state *s, const char *dir, const char *want, char *err,
+static int scan_inputs(struct tern_sysfs_device *s, const char *dir, const char *want, char *err,
                        size_t errcap)
 {
     struct dirent **list = NULL;
@@ -102,21 +95,13 @@ static int scan_inputs(struct hwmon_state *s, const char *dir, const char *want,
 static int hwmon_open(const struct tern_kv_list *l, void **state, char *err, size_t errcap)
 {
     const struct tern_driver_option *o = hwmon_options;
-    struct hwmon_state *s = NULL;
-    char dir[1024];
+    struct tern_sysfs_device *s = NULL;
     if (tern_kv_check(l, o, err, errcap) < 0 ||
-        tern_sysfs_find_dir(tern_kv_str(l, o, "root"), "hwmon", "name",
-                            tern_kv_str(l, o, "chip"), dir, sizeof dir, err, errcap) < 0)
+        tern_sysfs_device_open(tern_kv_str(l, o, "root"), "hwmon", tern_kv_str(l, o, "chip"),
+                               &s, err, errcap) < 0)
         return -1;
-    s = tern_calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errcap, "out of memory");
-        return -1;
-    }
+    const char *dir = s->dir;
     char path[1100];
-    snprintf(path, sizeof path, "%s/name", dir);
-    if (tern_sysfs_read_line(path, s->chip, sizeof s->chip) < 0)
-        snprintf(s->chip, sizeof s->chip, "?");
     const char *want = tern_kv_str(l, o, "inputs");
     if (scan_inputs(s, dir, want, err, errcap) < 0)
         goto fail;
@@ -132,23 +117,14 @@ static int hwmon_open(const struct tern_kv_list *l, void **state, char *err, siz
     *state = s;
     return 0;
 fail:
-    tern_free(s);
+    tern_sysfs_device_close(s);
     return -1;
 }
 
-static int hwmon_read(void *state, struct tern_metric *out, size_t max, size_t *n, char *err,
-                      size_t errcap)
-{
-    struct hwmon_state *s = state;
-    return tern_sysfs_channels_read(s->ch, s->n, out, max, n, err, errcap);
-}
-
-static void hwmon_close(void *state) { tern_free(state); }
-
 static void hwmon_describe(void *state, char *buf, size_t cap)
 {
-    struct hwmon_state *s = state;
-    snprintf(buf, cap, "hwmon chip %s, %zu inputs", s->chip, s->n);
+    struct tern_sysfs_device *s = state;
+    snprintf(buf, cap, "hwmon chip %s, %zu inputs", s->name, s->n);
 }
 
 const struct tern_driver tern_driver_hwmon = {
@@ -156,7 +132,7 @@ const struct tern_driver tern_driver_hwmon = {
     .summary = "Linux hwmon chip inputs (temp, in, curr, power, energy, fan, humidity)",
     .options = hwmon_options,
     .open = hwmon_open,
-    .read = hwmon_read,
-    .close = hwmon_close,
+    .read = tern_sysfs_device_read,
+    .close = tern_sysfs_device_close,
     .describe = hwmon_describe,
 };

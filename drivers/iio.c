@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "driver.h"
 #include "kv.h"
 #include "sysfs.h"
@@ -40,12 +39,6 @@ static const struct {
     {"resistance", "resistance", "Ohm", 1},
 };
 
-struct iio_state {
-    char name[64];
-    size_t n;
-    struct tern_sysfs_channel ch[TERN_METRICS_MAX];
-};
-
 /* Reads an attribute that may exist per channel or per type; *v unchanged
  * when neither exists, -1 when one exists but is not a number. */
 static int read_shared(const char *dir, const char *chan, const char *type, const char *what,
@@ -64,7 +57,7 @@ static int read_shared(const char *dir, const char *chan, const char *type, cons
     return tern_sysfs_read_number(path, v, err, errcap);
 }
 
-static int add_channel(struct iio_state *s, const char *dir, const char *file, int raw,
+static int add_channel(struct tern_sysfs_device *s, const char *dir, const char *file, int raw,
                        char *err, size_t errcap)
 {
     /* file is in_<chan>_input or in_<chan>_raw; chan is e.g. voltage0, temp. */
@@ -115,23 +108,14 @@ static int add_channel(struct iio_state *s, const char *dir, const char *file, i
 static int iio_open(const struct tern_kv_list *l, void **state, char *err, size_t errcap)
 {
     const struct tern_driver_option *o = iio_options;
-    struct iio_state *s = NULL;
+    struct tern_sysfs_device *s = NULL;
     struct dirent **list = NULL;
     int n = 0;
-    char dir[1024];
     if (tern_kv_check(l, o, err, errcap) < 0 ||
-        tern_sysfs_find_dir(tern_kv_str(l, o, "root"), "iio:device", "name",
-                            tern_kv_str(l, o, "device"), dir, sizeof dir, err, errcap) < 0)
+        tern_sysfs_device_open(tern_kv_str(l, o, "root"), "iio:device",
+                               tern_kv_str(l, o, "device"), &s, err, errcap) < 0)
         return -1;
-    s = tern_calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errcap, "out of memory");
-        return -1;
-    }
-    char path[1100];
-    snprintf(path, sizeof path, "%s/name", dir);
-    if (tern_sysfs_read_line(path, s->name, sizeof s->name) < 0)
-        snprintf(s->name, sizeof s->name, "?");
+    const char *dir = s->dir;
     n = scandir(dir, &list, NULL, versionsort);
     if (n < 0) {
         snprintf(err, errcap, "%s: cannot list", dir);
@@ -184,22 +168,13 @@ fail:
     for (int i = 0; i < n; i++)
         free(list[i]);
     free(list);
-    tern_free(s);
+    tern_sysfs_device_close(s);
     return -1;
 }
 
-static int iio_read(void *state, struct tern_metric *out, size_t max, size_t *n, char *err,
-                    size_t errcap)
-{
-    struct iio_state *s = state;
-    return tern_sysfs_channels_read(s->ch, s->n, out, max, n, err, errcap);
-}
-
-static void iio_close(void *state) { tern_free(state); }
-
 static void iio_describe(void *state, char *buf, size_t cap)
 {
-    struct iio_state *s = state;
+    struct tern_sysfs_device *s = state;
     snprintf(buf, cap, "IIO device %s, %zu channels", s->name, s->n);
 }
 
@@ -208,7 +183,7 @@ const struct tern_driver tern_driver_iio = {
     .summary = "Linux IIO device channels (raw with scale/offset, or processed)",
     .options = iio_options,
     .open = iio_open,
-    .read = iio_read,
-    .close = iio_close,
+    .read = tern_sysfs_device_read,
+    .close = tern_sysfs_device_close,
     .describe = iio_describe,
 };

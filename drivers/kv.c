@@ -12,6 +12,27 @@
 #include <string.h>
 #include <strings.h>
 
+int tern_list_next(const char **p, const char **item, size_t *len)
+{
+    const char *b = *p;
+    while (*b == ' ' || *b == ',')
+        b++;
+    if (!*b) {
+        *p = b;
+        return 0;
+    }
+    const char *e = b;
+    while (*e && *e != ',')
+        e++;
+    const char *t = e;
+    while (t > b && t[-1] == ' ')
+        t--;
+    *item = b;
+    *len = (size_t)(t - b);
+    *p = e;
+    return 1;
+}
+
 static int key_matches(const char *pattern, const char *key)
 {
     size_t n = strlen(pattern);
@@ -212,27 +233,29 @@ const char *tern_kv_str(const struct tern_kv_list *l, const struct tern_driver_o
     return tern_kv_get(l, key, def);
 }
 
-static void strip(const char *s, const char **b, size_t *n)
+/* Copies s without its surrounding blanks into buf[cap], NUL-terminated.
+ * Its length, or 0 when nothing is left or it does not fit (cap bounds the
+ * longest number a caller accepts). */
+static size_t strip_copy(const char *s, char *buf, size_t cap)
 {
     while (isspace((unsigned char)*s))
         s++;
     size_t len = strlen(s);
     while (len > 0 && isspace((unsigned char)s[len - 1]))
         len--;
-    *b = s;
-    *n = len;
+    if (len == 0 || len >= cap)
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return len;
 }
 
 int tern_text_double(const char *s, double *out)
 {
-    const char *b;
-    size_t n;
     char buf[64];
-    strip(s, &b, &n);
-    if (n == 0 || n >= sizeof buf)
+    size_t n = strip_copy(s, buf, sizeof buf);
+    if (n == 0)
         return -1;
-    memcpy(buf, b, n);
-    buf[n] = '\0';
     /* strtod also takes "nan", "inf" and hex floats; a sensor value must be
      * a finite decimal, so refuse what is not. */
     for (size_t i = 0; i < n; i++)
@@ -249,14 +272,10 @@ int tern_text_double(const char *s, double *out)
 
 int tern_text_long(const char *s, long *out)
 {
-    const char *b;
-    size_t n;
     char buf[32];
-    strip(s, &b, &n);
-    if (n == 0 || n >= sizeof buf)
+    size_t n = strip_copy(s, buf, sizeof buf);
+    if (n == 0)
         return -1;
-    memcpy(buf, b, n);
-    buf[n] = '\0';
     char *end = NULL;
     errno = 0;
     long v = strtol(buf, &end, 0);
@@ -268,14 +287,10 @@ int tern_text_long(const char *s, long *out)
 
 int tern_text_duration_ms(const char *s, long long *out_ms)
 {
-    const char *b;
-    size_t n;
     char buf[48];
-    strip(s, &b, &n);
-    if (n == 0 || n >= sizeof buf)
+    size_t n = strip_copy(s, buf, sizeof buf);
+    if (n == 0)
         return -1;
-    memcpy(buf, b, n);
-    buf[n] = '\0';
     size_t u = n;
     while (u > 0 && isalpha((unsigned char)buf[u - 1]))
         u--;

@@ -40,6 +40,11 @@ int tern_kv_enum(const struct tern_kv_list *l, const struct tern_driver_option *
                  const char *key, const char *const *names, int *out, char *err,
                  size_t errcap);
 
+/* Steps through the value of a "list" option ("temp1, fan1,"): skips blanks
+ * and commas at *p, points *item at the next item and *len at its length
+ * without trailing blanks, and moves *p past it. 1, or 0 when no item is left. */
+int tern_list_next(const char **p, const char **item, size_t *len);
+
 /* Plain text to number helpers, shared with the parsers: the whole string
  * (surrounding blanks allowed) must be the number. 0, or -1 when it is not. */
 int tern_text_double(const char *s, double *out);

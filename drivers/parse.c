@@ -154,6 +154,19 @@ static int is_key_char(char c)
 
 static int is_sep(char c) { return c == ' ' || c == '\t' || c == ',' || c == ';'; }
 
+/* One number from the len bytes at p (a field of a serial line, not
+ * NUL-terminated): 0, or -1 when empty, too long, holding a NUL, or not a
+ * number (tern_text_double). */
+static int field_double(const char *p, size_t len, double *out)
+{
+    char num[48];
+    if (len == 0 || len >= sizeof num || memchr(p, '\0', len))
+        return -1;
+    memcpy(num, p, len);
+    num[len] = '\0';
+    return tern_text_double(num, out);
+}
+
 int tern_parse_kv_line(const char *line, size_t len, struct tern_field *out, size_t max)
 {
     size_t i = 0, n = 0;
@@ -177,13 +190,7 @@ int tern_parse_kv_line(const char *line, size_t len, struct tern_field *out, siz
         size_t v0 = i;
         while (i < len && !is_sep(line[i]))
             i++;
-        char num[48];
-        size_t vlen = i - v0;
-        if (vlen == 0 || vlen >= sizeof num || n >= max)
-            return -1;
-        memcpy(num, line + v0, vlen);
-        num[vlen] = '\0';
-        if (memchr(num, '\0', vlen) || tern_text_double(num, &out[n].value) < 0)
+        if (n >= max || field_double(line + v0, i - v0, &out[n].value) < 0)
             return -1;
         memcpy(out[n].key, line + k0, klen);
         out[n].key[klen] = '\0';
@@ -201,13 +208,7 @@ int tern_parse_csv_line(const char *line, size_t len, char sep, double *out, siz
         size_t c0 = i;
         while (i < len && line[i] != sep)
             i++;
-        char num[48];
-        size_t clen = i - c0;
-        if (clen == 0 || clen >= sizeof num || n >= max)
-            return -1;
-        memcpy(num, line + c0, clen);
-        num[clen] = '\0';
-        if (memchr(num, '\0', clen) || tern_text_double(num, &out[n]) < 0)
+        if (n >= max || field_double(line + c0, i - c0, &out[n]) < 0)
             return -1;
         n++;
         if (i >= len)

@@ -126,25 +126,16 @@ static void unescape(const char *in, char *out, size_t cap, size_t *len)
 static int parse_columns(struct serial_state *s, const char *list, char *err, size_t errcap,
                          int line)
 {
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && t[-1] == ' ')
-            t--;
+    const char *p = list, *it;
+    size_t len;
+    while (tern_list_next(&p, &it, &len)) {
         if (s->ncols >= TERN_METRICS_MAX) {
             snprintf(err, errcap, "line %d: option 'columns': too many columns", line);
             return -1;
         }
         struct column *c = &s->cols[s->ncols++];
         char item[TERN_ID_MAX + TERN_UNIT_MAX];
-        snprintf(item, sizeof item, "%.*s", (int)(t - p), p);
+        snprintf(item, sizeof item, "%.*s", (int)len, it);
         char *colon = strchr(item, ':');
         if (colon)
             *colon = '\0';
@@ -156,7 +147,6 @@ static int parse_columns(struct serial_state *s, const char *list, char *err, si
         }
         snprintf(c->metric, sizeof c->metric, "%s", item);
         snprintf(c->unit, sizeof c->unit, "%s", colon ? colon + 1 : "");
-        p = e;
     }
     return 0;
 }

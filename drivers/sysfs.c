@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "kv.h"
 #include "parse.h"
 
 int tern_pathf(char *out, size_t cap, const char *fmt, ...)
@@ -151,21 +153,11 @@ int tern_list_has(const char *list, const char *name)
 {
     if (!list || !*list)
         return 1;
-    size_t nl = strlen(name);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && t[-1] == ' ')
-            t--;
-        if ((size_t)(t - p) == nl && memcmp(p, name, nl) == 0)
+    size_t nl = strlen(name), len;
+    const char *p = list, *item;
+    while (tern_list_next(&p, &item, &len))
+        if (len == nl && memcmp(item, name, nl) == 0)
             return 1;
-        p = e;
-    }
     return 0;
 }
 
@@ -214,3 +206,32 @@ void tern_sysfs_unique_names(struct tern_sysfs_channel *ch, size_t n)
         }
     }
 }
+
+int tern_sysfs_device_open(const char *root, const char *prefix, const char *want,
+                           struct tern_sysfs_device **out, char *err, size_t errcap)
+{
+    char dir[TERN_SYSFS_DIR_MAX];
+    if (tern_sysfs_find_dir(root, prefix, "name", want, dir, sizeof dir, err, errcap) < 0)
+        return -1;
+    struct tern_sysfs_device *d = tern_calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    memcpy(d->dir, dir, sizeof dir);
+    char path[sizeof dir + 8];
+    snprintf(path, sizeof path, "%s/name", dir);
+    if (tern_sysfs_read_line(path, d->name, sizeof d->name) < 0)
+        snprintf(d->name, sizeof d->name, "?");
+    *out = d;
+    return 0;
+}
+
+int tern_sysfs_device_read(void *state, struct tern_metric *out, size_t max, size_t *n,
+                           char *err, size_t errcap)
+{
+    struct tern_sysfs_device *d = state;
+    return tern_sysfs_channels_read(d->ch, d->n, out, max, n, err, errcap);
+}
+
+void tern_sysfs_device_close(void *state) { tern_free(state); }

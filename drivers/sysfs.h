@@ -25,6 +25,30 @@ int tern_sysfs_channels_read(const struct tern_sysfs_channel *ch, size_t n,
 /* Gives ch[i].metric a unique name: on a clash, "_2", "_3"... are appended. */
 void tern_sysfs_unique_names(struct tern_sysfs_channel *ch, size_t n);
 
+/* Room for a device directory path, NUL included. */
+#define TERN_SYSFS_DIR_MAX 1024
+
+/* A device read as a set of channels found at open (a hwmon chip, an IIO
+ * device): the whole state of the hwmon and iio drivers. */
+struct tern_sysfs_device {
+    char dir[TERN_SYSFS_DIR_MAX]; /* the device directory */
+    char name[64];                /* its "name" attribute; "?" when unreadable */
+    size_t n;                     /* channels in use */
+    struct tern_sysfs_channel ch[TERN_METRICS_MAX];
+};
+
+/* Finds the device under root (tern_sysfs_find_dir with attribute "name", so
+ * want is an entry name or a device name) and allocates its state with dir
+ * and name filled and no channels yet. On success *out is the caller's, freed
+ * with tern_sysfs_device_close; -1 with err and nothing allocated otherwise. */
+int tern_sysfs_device_open(const char *root, const char *prefix, const char *want,
+                           struct tern_sysfs_device **out, char *err, size_t errcap);
+/* The read and close operations of a driver whose state is a
+ * struct tern_sysfs_device (struct tern_driver .read and .close). */
+int tern_sysfs_device_read(void *state, struct tern_metric *out, size_t max, size_t *n,
+                           char *err, size_t errcap);
+void tern_sysfs_device_close(void *state);
+
 /* snprintf for paths: 0, or -1 when the result did not fit in cap (out
  * then holds a truncated path that must not be used). */
 int tern_pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -367,20 +367,27 @@ out:
     return rc;
 }
 
+/* The index in names (NULL-terminated, names[0] = "ok") of the fault given
+ * with --fault to a single-device command: 0 without --fault, -1 when the
+ * name is not in the list. */
+static int device_fault(const struct common *c, const char *const *names)
+{
+    if (c->nfaults == 0)
+        return 0;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(c->faults[0], names[i]) == 0)
+            return i;
+    return -1;
+}
+
 #ifdef TERN_SIM_WITH_MODBUS
 static int cmd_modbus(struct common *c)
 {
     static const char *const names[] = {"ok", "exception", "disconnect", "slow",
                                         "stuck", "garbage", "nan", NULL};
-    int fault = 0;
-    if (c->nfaults > 0) {
-        fault = -1;
-        for (int i = 0; names[i]; i++)
-            if (strcmp(c->faults[0], names[i]) == 0)
-                fault = i;
-        if (fault < 0)
-            return bad_usage("unknown modbus fault", c->faults[0]);
-    }
+    int fault = device_fault(c, names);
+    if (fault < 0)
+        return bad_usage("unknown modbus fault", c->faults[0]);
     char err[256], path[128];
     int port = 0;
     struct tern_sim_modbus *s;
@@ -419,15 +426,9 @@ static int cmd_serial(struct common *c)
 {
     static const char *const names[] = {"ok", "garbage", "corrupt", "silent",
                                         "stuck", "disconnect", NULL};
-    int fault = 0;
-    if (c->nfaults > 0) {
-        fault = -1;
-        for (int i = 0; names[i]; i++)
-            if (strcmp(c->faults[0], names[i]) == 0)
-                fault = i;
-        if (fault < 0)
-            return bad_usage("unknown serial fault", c->faults[0]);
-    }
+    int fault = device_fault(c, names);
+    if (fault < 0)
+        return bad_usage("unknown serial fault", c->faults[0]);
     enum tern_sim_serial_format fmt = SIMSER_KV;
     if (c->format && strcmp(c->format, "csv") == 0)
         fmt = SIMSER_CSV;
@@ -470,15 +471,9 @@ static int cmd_bme280(struct common *c)
 {
     static const char *const names[] = {"ok", "bus_error", "flaky", "disconnect", "stuck",
                                         "slow", "garbage", "wrong_id", NULL};
-    int fault = 0;
-    if (c->nfaults > 0) {
-        fault = -1;
-        for (int i = 0; names[i]; i++)
-            if (strcmp(c->faults[0], names[i]) == 0)
-                fault = i;
-        if (fault < 0)
-            return bad_usage("unknown bme280 fault", c->faults[0]);
-    }
+    int fault = device_fault(c, names);
+    if (fault < 0)
+        return bad_usage("unknown bme280 fault", c->faults[0]);
     struct tern_sim_bme280 *m = tern_sim_bme280_new((uint64_t)c->seed);
     if (!m)
         return 1;

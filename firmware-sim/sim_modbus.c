@@ -2,9 +2,7 @@
  * registers change over time, with injectable faults. One thread serves any
  * number of clients with poll(); register map in simdev.h. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <termios.h>
 #include <math.h>
 #include <modbus.h>
 #include <poll.h>
@@ -19,6 +17,7 @@
 #include "clock.h"
 #include "modbus_map.h"
 #include "rng.h"
+#include "sim_pty.h"
 #include "simdev.h"
 
 #define MAX_CLIENTS 32
@@ -174,8 +173,9 @@ static void *serve(void *arg)
     return NULL;
 }
 
-struct tern_sim_modbus *tern_sim_modbus_start(int port, int tries, int *bound, uint64_t seed,
-                                              char *err, size_t errcap)
+/* Allocates a server (TCP or RTU) with its register map, no link and no
+ * thread yet: every fd is -1. NULL with err on failure. Freed by sim_free. */
+static struct tern_sim_modbus *sim_new(uint64_t seed, char *err, size_t errcap)
 {
     struct tern_sim_modbus *s = tern_calloc(1, sizeof *s);
     if (!s) {
@@ -184,6 +184,7 @@ struct tern_sim_modbus *tern_sim_modbus_start(int port, int tries, int *bound, u
     }
     s->listen_fd = -1;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    s->pty_master[0] = s->pty_master[1] = s->pty_slave_a = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle_cond, NULL);
     tern_rng_seed(&s->rng, seed);
@@ -191,8 +192,36 @@ struct tern_sim_modbus *tern_sim_modbus_start(int port, int tries, int *bound, u
     s->map = modbus_mapping_new(0, 0, 16, 16);
     if (!s->map) {
         snprintf(err, errcap, "modbus_mapping_new: %s", modbus_strerror(errno));
-        goto fail;
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->idle_cond);
+        tern_free(s);
+        return NULL;
     }
+    return s;
+}
+
+/* Frees what sim_new made, the stop pipe and the libmodbus context. The
+ * threads must be joined and the links (TCP listener, ptys) closed, and an
+ * RTU context modbus_close()d, by the caller first. */
+static void sim_free(struct tern_sim_modbus *s)
+{
+    for (int i = 0; i < 2; i++)
+        if (s->stop_pipe[i] >= 0)
+            close(s->stop_pipe[i]);
+    if (s->ctx)
+        modbus_free(s->ctx);
+    modbus_mapping_free(s->map);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->idle_cond);
+    tern_free(s);
+}
+
+struct tern_sim_modbus *tern_sim_modbus_start(int port, int tries, int *bound, uint64_t seed,
+                                              char *err, size_t errcap)
+{
+    struct tern_sim_modbus *s = sim_new(seed, err, errcap);
+    if (!s)
+        return NULL;
     for (int p = port; p < port + (tries > 0 ? tries : 1); p++) {
         s->ctx = modbus_new_tcp("127.0.0.1", p);
         if (!s->ctx) {
@@ -219,17 +248,7 @@ struct tern_sim_modbus *tern_sim_modbus_start(int port, int tries, int *bound, u
 fail:
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    if (s->stop_pipe[0] >= 0) {
-        close(s->stop_pipe[0]);
-        close(s->stop_pipe[1]);
-    }
-    if (s->ctx)
-        modbus_free(s->ctx);
-    if (s->map)
-        modbus_mapping_free(s->map);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle_cond);
-    tern_free(s);
+    sim_free(s);
     return NULL;
 }
 
@@ -277,13 +296,7 @@ void tern_sim_modbus_stop(struct tern_sim_modbus *s)
     } else {
         close(s->listen_fd);
     }
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
-    modbus_free(s->ctx);
-    modbus_mapping_free(s->map);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle_cond);
-    tern_free(s);
+    sim_free(s);
 }
 
 /* ---- RTU over a pair of pseudo-terminals ------------------------------- */
@@ -331,49 +344,28 @@ static void *serve_rtu(void *arg)
     }
 }
 
-static int open_pty(int *master, char *path, size_t cap)
-{
-    *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (*master < 0 || grantpt(*master) < 0 || unlockpt(*master) < 0 ||
-        ptsname_r(*master, path, cap) != 0)
-        return -1;
-    return 0;
-}
-
 struct tern_sim_modbus *tern_sim_modbus_rtu_start(int unit_id, uint64_t seed, char *path,
                                                   size_t pathcap, char *err, size_t errcap)
 {
-    struct tern_sim_modbus *s = tern_calloc(1, sizeof *s);
+    struct tern_sim_modbus *s = sim_new(seed, err, errcap);
     char server_path[128];
     int started = 0;
-    if (!s) {
-        snprintf(err, errcap, "out of memory");
+    if (!s)
         return NULL;
-    }
     s->rtu = 1;
-    s->pty_master[0] = s->pty_master[1] = s->pty_slave_a = -1;
-    s->stop_pipe[0] = s->stop_pipe[1] = -1;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->idle_cond, NULL);
-    tern_rng_seed(&s->rng, seed);
-    s->start_ms = tern_mono_ms();
-    s->map = modbus_mapping_new(0, 0, 16, 16);
-    if (!s->map || open_pty(&s->pty_master[0], s->rtu_path, sizeof s->rtu_path) < 0 ||
-        open_pty(&s->pty_master[1], server_path, sizeof server_path) < 0 ||
+    if (tern_sim_pty_open(&s->pty_master[0], s->rtu_path, sizeof s->rtu_path) < 0 ||
+        tern_sim_pty_open(&s->pty_master[1], server_path, sizeof server_path) < 0 ||
         pipe(s->stop_pipe) < 0) {
         snprintf(err, errcap, "RTU link: %s", strerror(errno));
         goto fail;
     }
     /* Hold the driver's end open in raw mode so nothing echoes before the
      * driver opens it. */
-    s->pty_slave_a = open(s->rtu_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    struct termios tio;
-    if (s->pty_slave_a < 0 || tcgetattr(s->pty_slave_a, &tio) < 0) {
+    s->pty_slave_a = tern_sim_pty_open_raw(s->rtu_path);
+    if (s->pty_slave_a < 0) {
         snprintf(err, errcap, "%s: %s", s->rtu_path, strerror(errno));
         goto fail;
     }
-    cfmakeraw(&tio);
-    tcsetattr(s->pty_slave_a, TCSANOW, &tio);
     s->ctx = modbus_new_rtu(server_path, 9600, 'N', 8, 1);
     if (!s->ctx || modbus_set_slave(s->ctx, unit_id) < 0 || modbus_connect(s->ctx) < 0) {
         snprintf(err, errcap, "RTU server on %s: %s", server_path, modbus_strerror(errno));
@@ -397,23 +389,14 @@ fail:
         }
         pthread_join(s->bridge, NULL);
     }
-    if (s->ctx) {
+    if (s->ctx)
         modbus_close(s->ctx);
-        modbus_free(s->ctx);
-    }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         if (s->pty_master[i] >= 0)
             close(s->pty_master[i]);
-        if (s->stop_pipe[i] >= 0)
-            close(s->stop_pipe[i]);
-    }
     if (s->pty_slave_a >= 0)
         close(s->pty_slave_a);
-    if (s->map)
-        modbus_mapping_free(s->map);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle_cond);
-    tern_free(s);
+    sim_free(s);
     return NULL;
 }
 

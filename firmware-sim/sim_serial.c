@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "rng.h"
+#include "sim_pty.h"
 #include "simdev.h"
 
 struct tern_sim_serial {
@@ -144,20 +144,12 @@ struct tern_sim_serial *tern_sim_serial_start(enum tern_sim_serial_format fmt, i
     s->interval_ms = interval_ms;
     tern_rng_seed(&s->rng, seed);
     pthread_mutex_init(&s->lock, NULL);
-    s->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (s->master < 0 || grantpt(s->master) < 0 || unlockpt(s->master) < 0 ||
-        ptsname_r(s->master, s->path, sizeof s->path) != 0) {
+    if (tern_sim_pty_open(&s->master, s->path, sizeof s->path) < 0) {
         snprintf(err, errcap, "pseudo-terminal: %s", strerror(errno));
         goto fail;
     }
-    s->slave = open(s->path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    struct termios tio;
-    if (s->slave < 0 || tcgetattr(s->slave, &tio) < 0) {
-        snprintf(err, errcap, "%s: %s", s->path, strerror(errno));
-        goto fail;
-    }
-    cfmakeraw(&tio);
-    if (tcsetattr(s->slave, TCSANOW, &tio) < 0 || pipe(s->stop_pipe) < 0) {
+    s->slave = tern_sim_pty_open_raw(s->path);
+    if (s->slave < 0 || pipe(s->stop_pipe) < 0) {
         snprintf(err, errcap, "%s: %s", s->path, strerror(errno));
         goto fail;
     }

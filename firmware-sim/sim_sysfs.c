@@ -152,7 +152,7 @@ struct tern_simfs *tern_simfs_create(const char *root, uint64_t seed, char *err,
         return NULL;
     }
     if (strlen(root) >= sizeof fs->root - 64) {
-        snprintf(err, errcap, "%s: path too long", root);
+        snprintf(err, errcap, "%.200s: path too long", root);
         goto fail;
     }
     snprintf(fs->root, sizeof fs->root, "%s", root);

@@ -70,6 +70,9 @@ struct mqtt_source {
     int closing;
 
     /* Pipeline thread only. */
+    int started;             /* the network thread runs (it reconnects by itself) */
+    int64_t next_connect_ms; /* until started: when to try the first connect again */
+    struct tern_backoff connect_bo;
     int paused;              /* the sink is failing: hand out nothing */
     struct mq_item *held;
     int64_t next_offset;
@@ -357,11 +360,38 @@ static void ledger_note(struct mqtt_source *s, const struct topic_ent *t, int64_
     }
 }
 
+/* The first connection. libmosquitto's network thread reconnects after a
+ * connection it made is lost, but not when the very first connect fails at
+ * once (broker down when the relay starts), so until one attempt got going
+ * we retry here, with backoff. Returns 0 when the thread runs. */
+static int first_connect(struct mqtt_source *s, char *err, size_t errcap)
+{
+    int64_t now = tern_mono_ms();
+    if (now < s->next_connect_ms)
+        return -1;
+    int rc = mosquitto_connect_async(s->mosq, s->c->mqtt_host, (int)s->c->mqtt_port, (int)s->c->mqtt_keepalive_s);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        int64_t delay = tern_backoff_next(&s->connect_bo);
+        if (s->next_connect_ms == 0)
+            TERN_WARN("mqtt: connecting to %s:%lld: %s; retrying", s->c->mqtt_host, (long long)s->c->mqtt_port,
+                      rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        s->next_connect_ms = now + delay;
+        return -1;
+    }
+    rc = mosquitto_loop_start(s->mosq);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errcap, "mqtt: cannot start the network thread: %s", mosquitto_strerror(rc));
+        return -2;
+    }
+    s->started = 1;
+    return 0;
+}
+
 static int mqtt_poll(void *self, struct relay_msg *msg, int timeout_ms, char *err, size_t errcap)
 {
     struct mqtt_source *s = self;
-    (void)err;
-    (void)errcap;
+    if (!s->started && first_connect(s, err, errcap) == -2)
+        return -1;
     if (s->held) {
         tern_free(s->held);
         s->held = NULL;
@@ -513,7 +543,8 @@ static void mqtt_close(void *self)
         pthread_cond_broadcast(&s->room);
         pthread_mutex_unlock(&s->mu);
         mosquitto_disconnect_v5(s->mosq, 0, NULL);
-        mosquitto_loop_stop(s->mosq, false);
+        if (s->started)
+            mosquitto_loop_stop(s->mosq, false);
         mosquitto_destroy(s->mosq);
         TERN_INFO("mqtt: %" PRIu64 " receipt(s) published", s->receipts_sent);
     }
@@ -682,16 +713,10 @@ int source_mqtt_open(const struct relay_config *c, struct relay_metrics *m, stru
             goto fail;
         }
     }
-    int rc = mosquitto_connect_async(s->mosq, c->mqtt_host, (int)c->mqtt_port, (int)c->mqtt_keepalive_s);
-    if (rc != MOSQ_ERR_SUCCESS)
-        /* Not fatal: the network thread keeps reconnecting with backoff. */
-        TERN_WARN("mqtt: connecting to %s:%lld: %s; retrying", c->mqtt_host, (long long)c->mqtt_port,
-                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-    rc = mosquitto_loop_start(s->mosq);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(err, errcap, "mqtt: cannot start the network thread: %s", mosquitto_strerror(rc));
+    tern_backoff_init(&s->connect_bo, 500, 10000);
+    /* A broker that is down now is not fatal: poll() keeps trying. */
+    if (first_connect(s, err, errcap) == -2)
         goto fail;
-    }
     out->ops = &mqtt_ops;
     out->self = s;
     return 0;

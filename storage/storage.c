@@ -380,6 +380,20 @@ static int64_t delete_upto(tern_store *s, int64_t upto)
     return n;
 }
 
+/* Drops the unacknowledged readings <= upto for a reason (the cap, their
+ * age): deletes them, counts them under reason and moves the drop mark that
+ * lets the uplinks skip them. 0, or -1 when the delete failed. */
+static int drop_upto(tern_store *s, int64_t upto, enum tern_drop_reason reason)
+{
+    int64_t n = delete_upto(s, upto);
+    if (n < 0)
+        return -1;
+    s->dropped[reason] += (uint64_t)n;
+    if (upto > s->dropped_upto)
+        s->dropped_upto = upto;
+    return 0;
+}
+
 /* Deletes what every uplink acknowledged, at most one chunk of seqs: each
  * deleted row rewrites its page into the WAL, so a large backlog acked at
  * once is deleted over several bounded transactions, not one huge one. */
@@ -532,13 +546,7 @@ static int enforce_cap(tern_store *s)
             s->corrupt = 1;
         return -1;
     }
-    int64_t n = delete_upto(s, upto);
-    if (n < 0)
-        return -1;
-    s->dropped[TERN_DROP_OVERFLOW_OLDEST] += (uint64_t)n;
-    if (upto > s->dropped_upto)
-        s->dropped_upto = upto;
-    return 0;
+    return drop_upto(s, upto, TERN_DROP_OVERFLOW_OLDEST);
 }
 
 /* Drops the oldest readings whose timestamp is past max_age_ms. Only a
@@ -569,13 +577,7 @@ static int enforce_age(tern_store *s)
     }
     if (upto == 0)
         return 0;
-    int64_t n = delete_upto(s, upto);
-    if (n < 0)
-        return -1;
-    s->dropped[TERN_DROP_AGE] += (uint64_t)n;
-    if (upto > s->dropped_upto)
-        s->dropped_upto = upto;
-    return 0;
+    return drop_upto(s, upto, TERN_DROP_AGE);
 }
 
 /* Gives free pages back to the file system in bounded steps (only between

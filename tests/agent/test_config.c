@@ -63,7 +63,7 @@ static void test_full(void **st)
     assert_string_equal(c->device_id, "pi-01");
     assert_int_equal(c->agent.log_level, TERN_LOG_DEBUG);
     assert_int_equal(c->agent.log, TERN_LOGTO_SYSLOG);
-    assert_string_equal(c->tags_json, "{\"site\":\"lab\",\"room\":\"3\"}");
+    assert_string_equal(c->tags_json, "{\"room\":\"3\",\"site\":\"lab\"}");
     assert_int_equal(c->storage.commit_ms, 250);
     assert_int_equal(c->storage.max_bytes, 64u << 20);
     assert_int_equal(c->storage.max_age_ms, 7 * 86400000LL);
@@ -75,7 +75,7 @@ static void test_full(void **st)
     assert_string_equal(c->sensors[0].name, "t1");
     assert_int_equal(c->sensors[0].c.interval_ms, 500);
     assert_int_equal(c->sensors[0].opts.n, 1); /* kind: the driver's, not ours */
-    assert_string_equal(c->sensors[0].tags_json, "{\"site\":\"lab\",\"room\":\"4\"}");
+    assert_string_equal(c->sensors[0].tags_json, "{\"room\":\"4\",\"site\":\"lab\"}");
     assert_int_equal(c->n_uplinks, 1);
     assert_int_equal(c->uplinks[0].c.drain_rate, 500);
     assert_string_equal(tern_cfg_opt(&c->uplinks[0].opts, "host", NULL), "broker");

@@ -57,6 +57,26 @@ static int open_all(struct drv *d, char *err, size_t errcap, const char *timeout
     return drv_open(d, "modbus", err, errcap, (int)(sizeof kv / sizeof kv[0]), kv);
 }
 
+/* Reads d until one read falls inside one register refresh of srv (the
+ * server changes its registers once a second): *truth is then exactly what
+ * the read should show. Fails the test when a read fails or 10 reads in a
+ * row straddle a refresh. */
+static void read_steady(struct drv *d, struct tern_sim_modbus *srv, struct tern_metric *m,
+                        size_t *n, struct tern_sim_modbus_truth *truth)
+{
+    char err[256];
+    for (int attempt = 0; attempt < 10; attempt++) {
+        struct tern_sim_modbus_truth after;
+        tern_sim_modbus_truth(srv, truth);
+        if (drv_read(d, m, n, err, sizeof err) != TERN_READ_OK)
+            fail_msg("read: %s", err);
+        tern_sim_modbus_truth(srv, &after);
+        if (memcmp(truth, &after, sizeof after) == 0)
+            return;
+    }
+    fail_msg("no read within one register refresh in 10 tries");
+}
+
 static void test_read_map(void **state)
 {
     (void)state;
@@ -65,29 +85,18 @@ static void test_read_map(void **state)
     struct tern_metric m[TERN_METRICS_MAX];
     size_t n;
     assert_int_equal(open_all(&d, err, sizeof err, "timeout=1s"), 0);
-    /* The server changes its registers once a second; retry until a read
-     * falls inside one interval (truth identical before and after). */
-    int matched = 0;
-    for (int attempt = 0; attempt < 10 && !matched; attempt++) {
-        struct tern_sim_modbus_truth before, after;
-        tern_sim_modbus_truth(g_srv, &before);
-        assert_int_equal(drv_read(&d, m, &n, err, sizeof err), TERN_READ_OK);
-        tern_sim_modbus_truth(g_srv, &after);
-        if (memcmp(&before, &after, sizeof before) != 0)
-            continue;
-        matched = 1;
-        assert_int_equal(n, 6);
-        assert_true(drv_metric(m, n, "temperature")->value == before.temperature_c);
-        assert_string_equal(drv_metric(m, n, "temperature")->unit, "Cel");
-        assert_true(fabs(drv_metric(m, n, "humidity")->value - before.humidity_pct) < 1e-9);
-        assert_true(drv_metric(m, n, "energy")->value == before.energy_wh);
-        assert_true(before.energy_wh > 65535); /* so the word order was exercised */
-        assert_true(fabs(drv_metric(m, n, "outdoor")->value - before.outdoor_c) < 1e-9);
-        assert_true(drv_metric(m, n, "pressure")->value == before.pressure_pa);
-        assert_true(fabs(drv_metric(m, n, "voltage")->value - before.voltage_v) < 1e-9);
-        assert_string_equal(drv_metric(m, n, "voltage")->unit, "V");
-    }
-    assert_true(matched);
+    struct tern_sim_modbus_truth t;
+    read_steady(&d, g_srv, m, &n, &t);
+    assert_int_equal(n, 6);
+    assert_true(drv_metric(m, n, "temperature")->value == t.temperature_c);
+    assert_string_equal(drv_metric(m, n, "temperature")->unit, "Cel");
+    assert_true(fabs(drv_metric(m, n, "humidity")->value - t.humidity_pct) < 1e-9);
+    assert_true(drv_metric(m, n, "energy")->value == t.energy_wh);
+    assert_true(t.energy_wh > 65535); /* so the word order was exercised */
+    assert_true(fabs(drv_metric(m, n, "outdoor")->value - t.outdoor_c) < 1e-9);
+    assert_true(drv_metric(m, n, "pressure")->value == t.pressure_pa);
+    assert_true(fabs(drv_metric(m, n, "voltage")->value - t.voltage_v) < 1e-9);
+    assert_string_equal(drv_metric(m, n, "voltage")->unit, "V");
     char desc[200];
     d.d->describe(d.st, desc, sizeof desc);
     assert_non_null(strstr(desc, "Modbus tcp 127.0.0.1:"));
@@ -179,21 +188,11 @@ static void test_rtu(void **state)
                               "register.pressure = 30001 uint32 dcba unit=Pa"), 0);
     struct tern_metric m[TERN_METRICS_MAX];
     size_t n;
-    int matched = 0;
-    for (int attempt = 0; attempt < 10 && !matched; attempt++) {
-        struct tern_sim_modbus_truth before, after;
-        tern_sim_modbus_truth(rtu, &before);
-        if (drv_read(&d, m, &n, err, sizeof err) != TERN_READ_OK)
-            fail_msg("rtu read: %s", err);
-        tern_sim_modbus_truth(rtu, &after);
-        if (memcmp(&before, &after, sizeof before) != 0)
-            continue;
-        matched = 1;
-        assert_int_equal(n, 2);
-        assert_true(m[0].value == before.temperature_c);
-        assert_true(m[1].value == before.pressure_pa);
-    }
-    assert_true(matched);
+    struct tern_sim_modbus_truth t;
+    read_steady(&d, rtu, m, &n, &t);
+    assert_int_equal(n, 2);
+    assert_true(m[0].value == t.temperature_c);
+    assert_true(m[1].value == t.pressure_pa);
     tern_sim_modbus_fault(rtu, SIMMB_EXCEPTION, 0);
     expect_error(&d, "Slave device or server failure");
     tern_sim_modbus_fault(rtu, SIMMB_GARBAGE, 0);

@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "alloc.h"
 #include "drvtest.h"
 #include "simdev.h"
+#include "sysfs.h"
 
 struct fixture {
     char root[256];
@@ -437,18 +437,6 @@ static void test_alloc_failures(void **state)
 
 /* ---- the host's own sensors ---- */
 
-static int has_entries(const char *dir, const char *prefix)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    for (struct dirent *e = readdir(d); e; e = readdir(d))
-        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return n;
-}
-
 static void test_host_sysfs(void **state)
 {
     (void)state;
@@ -457,7 +445,7 @@ static void test_host_sysfs(void **state)
     struct tern_metric m[TERN_METRICS_MAX];
     size_t n;
     int checked = 0;
-    if (has_entries("/sys/class/thermal", "thermal_zone") &&
+    if (tern_sysfs_count("/sys/class/thermal", "thermal_zone") &&
         DRV_OPEN(&d, "thermal", err, "root=/sys/class/thermal") == 0) {
         assert_int_equal(drv_read(&d, m, &n, err, sizeof err), TERN_READ_OK);
         printf("host thermal_zone0: %.3f Cel\n", m[0].value);
@@ -465,7 +453,7 @@ static void test_host_sysfs(void **state)
         drv_close(&d);
         checked++;
     }
-    if (has_entries("/sys/class/hwmon", "hwmon") &&
+    if (tern_sysfs_count("/sys/class/hwmon", "hwmon") &&
         DRV_OPEN(&d, "hwmon", err, "root=/sys/class/hwmon", "inputs=temp1") == 0) {
         if (drv_read(&d, m, &n, err, sizeof err) == TERN_READ_OK) {
             printf("host hwmon0 %s: %.3f %s\n", m[0].name, m[0].value, m[0].unit);
@@ -477,8 +465,8 @@ static void test_host_sysfs(void **state)
     if (!checked) {
         /* Not applicable here (container or VM without sensors): make sure
          * that is really so, rather than a driver failing quietly. */
-        assert_int_equal(has_entries("/sys/class/thermal", "thermal_zone"), 0);
-        assert_true(!has_entries("/sys/class/hwmon", "hwmon") ||
+        assert_int_equal(tern_sysfs_count("/sys/class/thermal", "thermal_zone"), 0);
+        assert_true(!tern_sysfs_count("/sys/class/hwmon", "hwmon") ||
                     DRV_OPEN(&d, "hwmon", err, "root=/sys/class/hwmon", "inputs=temp1") < 0);
         printf("host sysfs: not applicable (no thermal zones, no hwmon temp1 on this host)\n");
     }

@@ -60,6 +60,7 @@ RELAY = os.path.join(BIN, "relay", "tern-relay")
 STACK = os.path.join(SRC, "compose", "local", "stack")
 
 T0 = time.monotonic()
+CLOCK_BACK_S = 2 * 365 * 86400   # how far chaos-m2's clock is behind until "NTP" steps it
 
 
 def log(msg):
@@ -173,7 +174,7 @@ class Proxy:
                     if not data:
                         return
                     peers[s].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: reset_all closed a socket under us
             pass
         finally:
             self._drop(c, u)
@@ -206,14 +207,14 @@ class Proxy:
 class Proc:
     """A process we started in its own session; stopped only by its pid."""
 
-    def __init__(self, name, argv, logpath):
-        self.name, self.argv, self.logpath = name, argv, logpath
+    def __init__(self, name, argv, logpath, env=None):
+        self.name, self.argv, self.logpath, self.env = name, argv, logpath, env
         self.p = None
 
     def start(self):
         logf = open(self.logpath, "ab")
         self.p = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  start_new_session=True)
+                                  start_new_session=True, env=self.env)
         logf.close()
 
     def alive(self):
@@ -247,7 +248,12 @@ class Agent(Proc):
         self.dropped_acc = {}       # dropped_* counters of earlier incarnations
         self.dropped_cur = {}
         self.lock = threading.Lock()
-        super().__init__(dev, [AGENT, "--config", self.conf], os.path.join(work, "logs", dev + ".log"))
+        env = None
+        if opts.get("fakeclock"):
+            # The wall clock set back by the shim until the file says 0.
+            env = dict(os.environ, LD_PRELOAD=opts["fakeclock"][0], TERN_FAKECLOCK_FILE=opts["fakeclock"][1],
+                       ASAN_OPTIONS="verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", ""))
+        super().__init__(dev, [AGENT, "--config", self.conf], os.path.join(work, "logs", dev + ".log"), env)
         self.write_config(sensors=True)
 
     def write_config(self, sensors):
@@ -335,7 +341,10 @@ class Chaos:
         self.skipped = []     # (name, why)
         self.garbage = {"mqtt": 0, "kafka": 0}
         self.stop_poll = threading.Event()
-        self.clock_agent = None
+        self.clock_agent = None     # clock unsynchronised all along (adjtimex)
+        self.stepped_agent = None   # clock set back, then stepped (fakeclock)
+        self.clock_file = None
+        self.clock_stepped = False
 
     # ---- set-up
     def probe(self):
@@ -417,7 +426,18 @@ class Chaos:
         self.agents.append(Agent("chaos-k3", "kafka", self.work, 0, self.stack, k3))
         if self.mqtt:
             self.proxy = Proxy(self.base + 50, self.stack.mqtt_port)
-            self.agents.append(Agent("chaos-m1", "mqtt", self.work, self.proxy.port, self.stack, common))
+            m1 = dict(common)
+            lib = os.path.join(BIN, "tests", "e2e", "libtern_fakeclock.so")
+            if os.path.exists(lib):
+                self.clock_file = os.path.join(self.work, "m1-clock-offset")
+                with open(self.clock_file, "w") as f:
+                    f.write("%d\n" % -CLOCK_BACK_S)
+                m1["fakeclock"] = (lib, self.clock_file)
+                m1["clock_check"] = "build_date"
+                self.stepped_agent = "chaos-m1"
+            else:
+                self.skipped.append(("clock step", "%s not built" % lib))
+            self.agents.append(Agent("chaos-m1", "mqtt", self.work, self.proxy.port, self.stack, m1))
             self.agents.append(Agent("chaos-m2", "mqtt", self.work, self.stack.mqtt_port, self.stack, common))
         for ag in self.agents:
             ag.start()
@@ -538,6 +558,15 @@ class Chaos:
             return
         self.proxy.stalled = True
         self.fault("network cut", "chaos-m1<->mosquitto: %ds black hole, then %ds refused" % (stall, cut))
+        if self.clock_file and not self.clock_stepped:
+            # What chaos-m1 sent just before the cut is in ClickHouse, but
+            # its receipts are stuck in the black hole: the agent re-sends
+            # those readings after the step, with corrected timestamps.
+            with open(self.clock_file, "w") as f:
+                f.write("0\n")
+            self.clock_stepped = True
+            self.fault("clock synchronised", "chaos-m1's clock steps %d days forward while readings it sent "
+                       "await receipts" % (CLOCK_BACK_S // 86400))
         self.hold(stall)
         self.proxy.cut = True
         self.proxy.reset_all()
@@ -545,8 +574,12 @@ class Chaos:
         self.hold(cut)
         self.proxy.cut = False
 
-    def f_disk_full(self, hold):
+    def f_kafka_disk_full(self, hold):
+        """Kafka stops; meanwhile chaos-k3's disk is full. The outage makes
+        its queue grow, so SQLite really needs new pages: an agent whose
+        queue drains keeps reusing its WAL and never notices a full disk."""
         if not self.tmpfs:
+            self.f_service("kafka", hold)
             return
         ag = self.agent("chaos-k3")
         before = ag.dropped("dropped_disk_full")
@@ -560,11 +593,20 @@ class Chaos:
                 pass
         self.fault("disk full", "chaos-k3 data_dir tmpfs filled")
         try:
-            wait_for("chaos-k3 to hit the full disk",
-                     lambda: (ag.query_status() or 0) and ag.dropped("dropped_disk_full") > before, hold + 30, 0.5)
-        finally:
+            self.stack.down("kafka")
+            self.fault("kafka stopped", "until chaos-k3 drops readings for the full disk (at least %ds)" % hold)
             self.hold(hold)
+            try:
+                wait_for("chaos-k3 to hit the full disk",
+                         lambda: (ag.query_status() or 0) and ag.dropped("dropped_disk_full") > before, 60, 0.5)
+                log("chaos-k3 dropped %d readings for the full disk" % (ag.dropped("dropped_disk_full") - before))
+            except Failure as e:
+                log("%s: the full disk did not bite" % e)
+                self.faults[-2] = ("disk full", "chaos-k3 data_dir tmpfs filled, but it never needed space")
+        finally:
             os.unlink(ballast)
+            self.stack.up("kafka")
+            log("kafka back, chaos-k3 has space again")
 
     def schedule(self):
         short = self.a.short
@@ -577,8 +619,7 @@ class Chaos:
             lambda: self.f_service("clickhouse", d),
             lambda: self.f_service("mosquitto", d) if self.mqtt else self.skipped.append(("mosquitto stop", "no MQTT path")),
             lambda: self.f_network_cut(d, 4),
-            lambda: self.f_disk_full(d),
-            lambda: self.f_service("kafka", d),
+            lambda: self.f_kafka_disk_full(d),
         ]
         if self.mqtt:
             steps.insert(2, lambda: self.f_agent_kill("chaos-m2"))
@@ -725,8 +766,27 @@ class Chaos:
             problems.append("%d duplicated in FINAL" % tot["dup"])
         if tot["rolldiff"]:
             problems.append("rollup differs from FINAL by %d" % tot["rolldiff"])
-        if self.clock_agent and not unsynced.get(self.clock_agent):
-            problems.append("%s's readings do not carry clock_unsynced" % self.clock_agent)
+        if self.clock_agent and unsynced.get(self.clock_agent) != final.get(self.clock_agent):
+            problems.append("%s's clock was never synchronised, yet %d of its readings lack clock_unsynced" % (
+                self.clock_agent, final.get(self.clock_agent, 0) - unsynced.get(self.clock_agent, 0)))
+        if self.stepped_agent:
+            # Before the step: flagged, old time. After: unflagged, true time.
+            # A reading with the old time and no flag was "corrected" wrongly.
+            a = self.stepped_agent
+            old_unflagged, old_flagged, new_flagged = [int(x) for x in s.rows(
+                "SELECT countIf(ts < now() - %d AND bitAnd(flags, 1) = 0), countIf(ts < now() - %d AND "
+                "bitAnd(flags, 1) = 1), countIf(ts >= now() - %d AND bitAnd(flags, 1) = 1) FROM tern.readings "
+                "FINAL WHERE device_id = '%s'" % (CLOCK_BACK_S // 2, CLOCK_BACK_S // 2, CLOCK_BACK_S // 2, a))[0]]
+            print("clock step on %s: %d readings flagged with the old time, %d with the old time unflagged, "
+                  "%d flagged with the true time" % (a, old_flagged, old_unflagged, new_flagged))
+            if old_unflagged:
+                problems.append("%s: %d readings with the unsynchronised time but no clock_unsynced flag" % (
+                    a, old_unflagged))
+            if not old_flagged:
+                problems.append("%s: no reading carries the unsynchronised time: the fault did not happen" % a)
+        if self.rejected_total < self.garbage["mqtt"] + self.garbage["kafka"]:
+            problems.append("%d malformed messages injected, only %d in rejected" % (
+                self.garbage["mqtt"] + self.garbage["kafka"], self.rejected_total))
         return problems
 
     # ---- teardown
@@ -783,6 +843,10 @@ def main():
         log("FAILED: %s" % e)
         problems = [str(e)]
         try:
+            try:
+                c.drain()
+            except Failure as e2:
+                log("drain: %s" % e2)
             c.account()
         except Exception as e2:
             log("no accounting: %s" % e2)

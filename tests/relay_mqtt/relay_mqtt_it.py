@@ -4,7 +4,7 @@ MQTT-to-Kafka bridge, against the real local stack (mosquitto without
 persistence, Kafka, ClickHouse). tern-agent runs with ack = end-to-end, so it
 deletes a reading only when the relay's receipt says it is stored.
 
-Usage: relay_mqtt_it.py sigkill|shared|identity|bridge|acl
+Usage: relay_mqtt_it.py sigkill|shared|identity|bridge|acl|receipts
 
   sigkill   agent -> mosquitto -> relay -> ClickHouse; the relay is SIGKILLed at
             random moments several times and mosquitto is restarted (it keeps
@@ -17,6 +17,8 @@ Usage: relay_mqtt_it.py sigkill|shared|identity|bridge|acl
             ClickHouse, exact; the bridge is SIGKILLed once.
   acl       the shipped production mosquitto config (no anonymous access,
             per-device ACLs), credentials from files: exact.
+  receipts  the agent's side of the protocol with hand-made receipts: exact
+            overlap acked, holes, repeats, other epochs, malformed, timeout.
 
 Each test uses its own topic prefix, database and Kafka topic, so it does not
 see other tests' traffic on the shared broker. Waits are for conditions with a
@@ -132,14 +134,30 @@ class Relay:
             self.proc.kill()
             fail("tern-relay %s did not stop after SIGTERM" % self.name)
         self.logf.close()
+        text = self.log()
+        if self.proc.returncode != 0 or "Sanitizer" in text or "runtime error:" in text:
+            fail("tern-relay %s exited %d; log:\n%s" % (self.name, self.proc.returncode, text[-6000:]))
 
 
 def make_agent(wd, device, prefill, extra="", port=None, prefix=None):
+    """A prefilled agent (ack = end-to-end). extra: "key = value" lines for
+    [uplink.mqtt] that replace or add to the defaults below."""
     data = os.path.join(wd.path, "data-" + device)
+    prefix = prefix or TAG
+    uplink = {
+        "host": MQTT_HOST, "port": port or MQTT_PORT,
+        "topic": prefix + "/{device_id}/readings", "receipt_topic": prefix + "/{device_id}/receipts",
+        "ack": "end-to-end", "receipt_timeout": "3s", "retry_delay": "500ms",
+        "reconnect_min": "200ms", "reconnect_max": "1s", "max_batch_readings": "250",
+    }
+    for line in extra.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            uplink[k.strip()] = v.strip()
     cfg = wd.file("agent-%s.ini" % device, """
 [agent]
-device_id = %(device)s
-data_dir = %(data)s
+device_id = %s
+data_dir = %s
 
 [storage]
 commit_ms = 100ms
@@ -150,19 +168,7 @@ kind = counter
 interval = 1h
 
 [uplink.mqtt]
-host = %(host)s
-port = %(port)s
-topic = %(tag)s/{device_id}/readings
-receipt_topic = %(tag)s/{device_id}/receipts
-ack = end-to-end
-receipt_timeout = 3s
-retry_delay = 500ms
-reconnect_min = 200ms
-reconnect_max = 1s
-max_batch_readings = 250
-%(extra)s
-""" % {"device": device, "data": data, "host": MQTT_HOST, "port": port or MQTT_PORT, "tag": prefix or TAG,
-       "extra": extra})
+%s""" % (device, data, "".join("%s = %s\n" % kv for kv in uplink.items())))
     r = subprocess.run([AGENT, "--config", cfg, "--prefill", str(prefill)], capture_output=True, text=True)
     if r.returncode != 0:
         fail("prefill failed: " + r.stderr)
@@ -386,8 +392,89 @@ def test_acl():
     wd.cleanup()
 
 
+def test_receipts():
+    """The agent's side of the protocol, exactly, with receipts published by
+    hand (no relay): a receipt acks exactly the overlap with what is pending,
+    a hole in the middle stays pending, repeats / other epochs / malformed
+    receipts change nothing, and what never gets a receipt is re-sent after
+    receipt_timeout."""
+    wd = Workdir("relay-mqtt-receipts")
+    device = TAG + "-rc"
+    agent = make_agent(wd, device, 100, "receipt_timeout = 600s\nmax_batch_readings = 40\n")
+    sub_out = os.path.join(wd.path, "sub.out")
+    topic = "%s/%s/readings" % (TAG, device)
+    rtopic = "%s/%s/receipts" % (TAG, device)
+    subf = open(sub_out, "wb")
+    sub = spawn(["mosquitto_sub", "-h", MQTT_HOST, "-p", MQTT_PORT, "-q", "1", "-t", topic],
+                stdout=subf, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # the subscription is only an observer here
+
+    def seqs_seen():
+        with open(sub_out, "rb") as f:
+            return [int(m) for m in re.findall(rb'"seq":(\d+)', f.read())]
+
+    def receipt(payload):
+        r = subprocess.run(["mosquitto_pub", "-h", MQTT_HOST, "-p", MQTT_PORT, "-q", "1", "-t", rtopic, "-m", payload],
+                           capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            fail("mosquitto_pub: " + r.stderr)
+
+    agent.start()
+    st = wait_for("the agent sent its queue", lambda: (lambda s: s["uplink.mqtt.in_flight"] == s["last_seq"] and s)(
+        agent.status()), 30)
+    last, epoch = st["last_seq"], st["epoch"]
+    if sorted(set(seqs_seen())) != list(range(1, last + 1)):
+        wait_for("every seq at the observer", lambda: sorted(set(seqs_seen())) == list(range(1, last + 1)), 10)
+
+    def state():
+        s_ = agent.status()
+        return s_["uplink.mqtt.acked_seq"], s_["uplink.mqtt.in_flight"]
+
+    def expect(what, want):
+        end = time.monotonic() + 15
+        while state() != want:
+            if time.monotonic() > end:
+                fail("%s: (acked_seq, awaiting receipt) is %r, want %r" % (what, state(), want))
+            time.sleep(0.1)
+        log("receipts: %s -> %r" % (what, want))
+
+    # PUBACKs alone ack nothing.
+    expect("PUBACK only", (0, last))
+    receipt('{"v":1,"epoch":"%s","ranges":[[1,10],[20,30]]}' % epoch)
+    expect("[1,10],[20,30]", (10, last - 21))
+    receipt('{"v":1,"epoch":"%s","ranges":[[1,10],[20,30]]}' % epoch)
+    receipt('{"v":1,"epoch":"%016x","ranges":[[1,%d]]}' % (int(epoch, 16) ^ 1, last))
+    receipt('{"v":1,"epoch":"%s","ranges":[[5,1]]}' % epoch)
+    receipt('not a receipt')
+    expect("repeat, other epoch, malformed", (10, last - 21))
+    # A hole in the middle of a pending run: [11,19] stays split around 15.
+    receipt('{"v":1,"epoch":"%s","ranges":[[15,15],[31,%d]]}' % (epoch, last))
+    expect("[15,15],[31,last]", (10, 8))
+    receipt('{"v":1,"epoch":"%s","ranges":[[11,14],[16,19]]}' % (epoch,))
+    expect("[11,14],[16,19]", (last, 0))
+    wait_for("the queue emptied", lambda: agent.status()["queue_depth"] == 0, 15)
+    if "ignoring a malformed receipt" not in agent.log():
+        fail("the malformed receipt was not reported")
+    agent.stop()
+    sub.terminate()
+    sub.wait()
+    subf.close()
+
+    # Without receipts, readings are re-sent after receipt_timeout, and not
+    # deleted.
+    agent2 = make_agent(wd, device + "t", 50, "receipt_timeout = 1s\nretry_delay = 200ms\n")
+    agent2.start()
+    wait_for("a receipt timeout", lambda: agent2.status()["uplink.mqtt.rewinds"] >= 2, 30)
+    st = agent2.status()
+    if st["uplink.mqtt.acked_seq"] != 0 or st["queue_depth"] != st["last_seq"]:
+        fail("readings were acked without a receipt: %r" % st)
+    log("receipts: no receipt -> %d rewinds, nothing deleted" % st["uplink.mqtt.rewinds"])
+    agent2.stop()
+    wd.cleanup()
+
+
 TESTS = {"sigkill": test_sigkill, "shared": test_shared, "identity": test_identity, "bridge": test_bridge,
-         "acl": test_acl}
+         "acl": test_acl, "receipts": test_receipts}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in TESTS:

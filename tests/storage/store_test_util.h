@@ -45,6 +45,39 @@ static inline void util_mkdtemp(char *buf, size_t cap, const char *tag)
     }
 }
 
+/* The fixture of most storage tests: a scratch directory and the queue
+ * file path in it. */
+struct util_fx {
+    char dir[256];
+    char path[300]; /* dir/queue.db, not created */
+};
+
+/* A fixture with a fresh scratch directory named after tag. Aborts the test
+ * binary when impossible. The caller owns it; util_fx_free releases it. */
+static inline struct util_fx *util_fx_new(const char *tag)
+{
+    struct util_fx *f = calloc(1, sizeof *f);
+    if (!f)
+        abort();
+    util_mkdtemp(f->dir, sizeof f->dir, tag);
+    snprintf(f->path, sizeof f->path, "%s/queue.db", f->dir);
+    return f;
+}
+
+/* Removes the fixture's directory tree and frees it. */
+static inline void util_fx_free(struct util_fx *f)
+{
+    util_rmtree(f->dir);
+    free(f);
+}
+
+/* A cmocka teardown for a util_fx made by the test's setup. */
+static inline int util_fx_teardown(void **state)
+{
+    util_fx_free(*state);
+    return 0;
+}
+
 /* A reading that is a function of i, so content can be checked later. */
 static inline void util_reading(struct tern_reading *r, int64_t i)
 {

@@ -13,25 +13,9 @@
 #include "log.h"
 #include "store_test_util.h"
 
-struct fx {
-    char dir[256];
-    char path[300];
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    util_mkdtemp(f->dir, sizeof f->dir, "storage");
-    snprintf(f->path, sizeof f->path, "%s/queue.db", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    util_rmtree(f->dir);
-    free(f);
+    *state = util_fx_new("storage");
     return 0;
 }
 
@@ -78,7 +62,7 @@ static void append_n(tern_store *s, int64_t from, size_t n)
 
 static void test_bad_args(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = (tern_store *)1;
     char err[128] = "";
     assert_int_equal(tern_store_open(NULL, &s, err, sizeof err), -1);
@@ -117,7 +101,7 @@ static void test_bad_args(void **state)
 
 static void test_epoch_and_reopen(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open1(f->path);
     uint64_t e = tern_store_epoch(s);
     assert_true(e != 0);
@@ -146,7 +130,7 @@ static void test_epoch_and_reopen(void **state)
 
 static void test_roundtrip_and_durable_only(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open1(f->path);
     struct tern_reading in[3], out[8];
     for (int i = 0; i < 3; i++)
@@ -203,7 +187,7 @@ static void test_roundtrip_and_durable_only(void **state)
 
 static void test_commit_by_count_and_time(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open_with(f->path, one_uplink, 1, 10, 0, 0);
     append_n(s, 1, 25);
     assert_int_equal(tern_store_durable_seq(s), 20);
@@ -222,7 +206,7 @@ static void test_commit_by_count_and_time(void **state)
 
 static void test_seq_never_reused(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open1(f->path);
     append_n(s, 1, 5);
     assert_int_equal(tern_store_flush(s), 0);
@@ -246,7 +230,7 @@ static void test_seq_never_reused(void **state)
 
 static void test_out_of_order_acks(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open1(f->path);
     append_n(s, 1, 30);
     assert_int_equal(tern_store_flush(s), 0);
@@ -296,7 +280,7 @@ static void test_out_of_order_acks(void **state)
 
 static void test_out_of_order_lost_on_reopen(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open1(f->path);
     append_n(s, 1, 20);
     assert_int_equal(tern_store_flush(s), 0);
@@ -315,7 +299,7 @@ static void test_out_of_order_lost_on_reopen(void **state)
 
 static void test_several_uplinks(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open_with(f->path, two_uplinks, 2, 1000, 0, 0);
     int a = tern_store_uplink(s, "mqtt"), b = tern_store_uplink(s, "kafka");
     assert_int_equal(a, 0);
@@ -346,7 +330,7 @@ static void test_several_uplinks(void **state)
 
 static void test_uplink_config_change(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     const char *const ab[] = {"a", "b"};
     const char *const ac[] = {"a", "c"};
     tern_store *s = open_with(f->path, ab, 2, 1000, 0, 0);
@@ -408,7 +392,7 @@ static void append_fat(tern_store *s, size_t n, size_t *refused)
 
 static void test_cap_drop_oldest(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     const uint64_t cap = 1u << 20;
     tern_store *s = open_with(f->path, one_uplink, 1, 100, cap, TERN_OVERFLOW_DROP_OLDEST);
     size_t refused = 0;
@@ -436,7 +420,7 @@ static void test_cap_drop_oldest(void **state)
 
 static void test_cap_drop_newest(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     const uint64_t cap = 1u << 20;
     tern_store *s = open_with(f->path, one_uplink, 1, 100, cap, TERN_OVERFLOW_DROP_NEWEST);
     size_t refused = 0;
@@ -464,7 +448,7 @@ static void test_cap_drop_newest(void **state)
 
 static void test_age_limit(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     struct tern_store_options o = {
         .path = f->path, .uplinks = one_uplink, .n_uplinks = 1, .max_age_ms = 60000};
     tern_store *s = NULL;
@@ -511,7 +495,7 @@ static void test_age_limit(void **state)
 
 static void test_reclaim_space(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open_with(f->path, one_uplink, 1, 1000, 0, 0);
     size_t refused = 0;
     append_fat(s, 20000, &refused);
@@ -540,7 +524,7 @@ static void test_reclaim_space(void **state)
 
 static void test_stats_bytes_written(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open_with(f->path, one_uplink, 1, 100, 0, 0);
     append_n(s, 1, 5000);
     assert_int_equal(tern_store_flush(s), 0);
@@ -562,7 +546,7 @@ static void test_stats_bytes_written(void **state)
  * it is full, and the dictionary is reset once the queue is empty. */
 static void test_string_dictionary(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open_with(f->path, one_uplink, 1, 500, 0, 0);
     const int total = 5000; /* more distinct tags than the dictionary holds */
     struct tern_reading r[100], out[100];
@@ -620,7 +604,7 @@ static void test_string_dictionary(void **state)
 
 static void test_alloc_failures(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     struct tern_store_options o = {.path = f->path, .uplinks = two_uplinks, .n_uplinks = 2};
     int ok = 0;
     for (unsigned long k = 1; k < 40; k++) {
@@ -648,22 +632,22 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_epoch_and_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roundtrip_and_durable_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_by_count_and_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seq_never_reused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_order_acks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_order_lost_on_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_several_uplinks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_uplink_config_change, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cap_drop_oldest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cap_drop_newest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_age_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reclaim_space, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats_bytes_written, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_string_dictionary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_args, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_and_reopen, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip_and_durable_only, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_by_count_and_time, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_seq_never_reused, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_order_acks, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_order_lost_on_reopen, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_several_uplinks, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_uplink_config_change, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cap_drop_oldest, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cap_drop_newest, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_age_limit, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reclaim_space, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stats_bytes_written, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_string_dictionary, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, util_fx_teardown),
     };
     tern_log_init("test_storage", TERN_LOG_WARN, 0);
     return cmocka_run_group_tests(tests, NULL, NULL);

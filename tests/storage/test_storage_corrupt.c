@@ -15,25 +15,9 @@
 #include "log.h"
 #include "store_test_util.h"
 
-struct fx {
-    char dir[256];
-    char path[300];
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    util_mkdtemp(f->dir, sizeof f->dir, "corrupt");
-    snprintf(f->path, sizeof f->path, "%s/queue.db", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    util_rmtree(f->dir);
-    free(f);
+    *state = util_fx_new("corrupt");
     return 0;
 }
 
@@ -85,7 +69,7 @@ static void write_at(const char *path, off_t off, const void *buf, size_t n)
 }
 
 /* Opens the damaged file and checks it was replaced by a working queue. */
-static void expect_replaced(struct fx *f, uint64_t old_epoch, int lost_at_least)
+static void expect_replaced(struct util_fx *f, uint64_t old_epoch, int lost_at_least)
 {
     tern_store *s = open_ok(f->path);
     struct tern_store_stats st;
@@ -112,7 +96,7 @@ static void expect_replaced(struct fx *f, uint64_t old_epoch, int lost_at_least)
 
 static void test_garbage_in_pages(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     uint64_t e = make_queue(f->path, 3000);
     unsigned char junk[4096 * 8];
     srand(7);
@@ -124,7 +108,7 @@ static void test_garbage_in_pages(void **state)
 
 static void test_truncated(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     uint64_t e = make_queue(f->path, 3000);
     struct stat st;
     assert_int_equal(stat(f->path, &st), 0);
@@ -134,7 +118,7 @@ static void test_truncated(void **state)
 
 static void test_not_a_database(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     char text[8192];
     for (size_t i = 0; i < sizeof text; i++)
         text[i] = "this is not a database\n"[i % 23];
@@ -144,7 +128,7 @@ static void test_not_a_database(void **state)
 
 static void test_garbage_header(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     uint64_t e = make_queue(f->path, 10);
     write_at(f->path, 0, "\xff\xfe garbage header", 17);
     expect_replaced(f, e, 0);
@@ -152,7 +136,7 @@ static void test_garbage_header(void **state)
 
 static void test_someone_elses_database(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE photos(id, data)", NULL, NULL, NULL),
@@ -163,7 +147,7 @@ static void test_someone_elses_database(void **state)
 
 static void test_wrong_schema_version(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     uint64_t e = make_queue(f->path, 10);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -176,7 +160,7 @@ static void test_wrong_schema_version(void **state)
 
 static void test_empty_file_is_new(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     write_at(f->path, 0, "", 0);
     tern_store *s = open_ok(f->path);
     struct tern_store_stats st;
@@ -189,7 +173,7 @@ static void test_empty_file_is_new(void **state)
 
 static void test_unmovable_fails_cleanly(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     /* A directory where the file should be (root ignores permissions, so
      * this is the unopenable case we can make): refused, no crash. */
     char sub[320];
@@ -209,7 +193,7 @@ static void test_unmovable_fails_cleanly(void **state)
  * file aside and carries on with a new epoch. */
 static void test_corruption_while_running(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     tern_store *s = open_ok(f->path);
     uint64_t e = tern_store_epoch(s);
     struct tern_reading r;
@@ -260,15 +244,15 @@ static void test_corruption_while_running(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_garbage_in_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_header, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_someone_elses_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_schema_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_file_is_new, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unmovable_fails_cleanly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corruption_while_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_in_pages, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_truncated, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_header, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_someone_elses_database, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_schema_version, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_file_is_new, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unmovable_fails_cleanly, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_corruption_while_running, setup, util_fx_teardown),
     };
     tern_log_init("test_storage_corrupt", TERN_LOG_ERROR, 0);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,28 +13,19 @@
 #include "store_test_util.h"
 #include "test_vfs.h"
 
-struct fx {
-    char dir[256];
-    char path[300];
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    util_mkdtemp(f->dir, sizeof f->dir, "powerloss");
-    snprintf(f->path, sizeof f->path, "%s/queue.db", f->dir);
-    *state = f;
+    *state = util_fx_new("powerloss");
     assert_int_equal(testvfs_register(), 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     testvfs_set_buffering(0);
     testvfs_recover();
-    util_rmtree(f->dir);
-    free(f);
+    util_fx_free(f);
     return 0;
 }
 
@@ -86,7 +77,7 @@ static long power_cut(tern_store *s, int keep_percent)
 
 static void test_full_survives_power_loss(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     testvfs_set_buffering(1);
     srand(12345);
     uint64_t epoch = 0;
@@ -172,7 +163,7 @@ static int64_t lost_after_cut(const char *path, enum tern_store_sync sync)
 
 static void test_normal_and_off_are_not_power_safe(void **state)
 {
-    struct fx *f = *state;
+    struct util_fx *f = *state;
     testvfs_set_buffering(1);
     int64_t lost_normal = lost_after_cut(f->path, TERN_SYNC_NORMAL);
     char p2[320];
