@@ -762,7 +762,9 @@ static void resolve(struct tern_config *c, struct errbuf *e)
         for (char *h = host; *h; h++)
             if (!isalnum((unsigned char)*h) && !strchr("._-:", *h))
                 *h = '-';
-        snprintf(c->device_id, sizeof c->device_id, "%s", host);
+        if (tern_copy_field(c->device_id, sizeof c->device_id, host) < 0)
+            err_add(e, file, 0, "[agent] device_id is not set and the host name '%.80s' is "
+                    "longer than %d bytes; set device_id", host, TERN_ID_MAX - 1);
     }
     struct tagset agent_tags = {.n = 0};
     if (tags_parse(c->agent.tags, &agent_tags, why, sizeof why) < 0 ||

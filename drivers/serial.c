@@ -145,8 +145,9 @@ static int parse_columns(struct serial_state *s, const char *list, char *err, si
             snprintf(err, errcap, "line %d: option 'columns': bad item '%s'", line, item);
             return -1;
         }
-        snprintf(c->metric, sizeof c->metric, "%s", item);
-        snprintf(c->unit, sizeof c->unit, "%s", colon ? colon + 1 : "");
+        /* Lengths were checked above; tern_copy_field cannot truncate here. */
+        tern_copy_field(c->metric, sizeof c->metric, item);
+        tern_copy_field(c->unit, sizeof c->unit, colon ? colon + 1 : "");
     }
     return 0;
 }
@@ -224,8 +225,8 @@ static int serial_open(const struct tern_kv_list *l, void **state, char *err, si
             goto fail;
         }
         snprintf(f->key, sizeof f->key, "%s", l->items[i].key + 6);
-        snprintf(f->metric, sizeof f->metric, "%s", metric);
-        snprintf(f->unit, sizeof f->unit, "%s", unit);
+        tern_copy_field(f->metric, sizeof f->metric, metric);
+        tern_copy_field(f->unit, sizeof f->unit, unit);
     }
     const char *dev = tern_kv_str(l, o, "device");
     snprintf(s->device, sizeof s->device, "%s", dev);

@@ -38,14 +38,18 @@ struct bridge {
     int fatal;
 };
 
-static struct slot *slot_of(struct bridge *b, int64_t offset)
+/* A Kafka message's opaque is the low 32 bits of its MQTT message's offset
+ * (a pointer may be 32-bit); fewer than 2^32 slots are ever open. */
+static void *opaque_of(int64_t offset) { return (void *)(uintptr_t)(uint32_t)offset; }
+
+static struct slot *slot_of(struct bridge *b, void *opaque)
 {
     if (b->len == 0)
         return NULL;
-    int64_t first = b->ring[b->head].offset;
-    if (offset < first || offset >= first + (int64_t)b->len)
+    uint32_t delta = (uint32_t)(uintptr_t)opaque - (uint32_t)b->ring[b->head].offset;
+    if (delta >= b->len)
         return NULL;
-    return &b->ring[(b->head + (size_t)(offset - first)) % b->cap];
+    return &b->ring[(b->head + delta) % b->cap];
 }
 
 static struct slot *slot_push(struct bridge *b, int64_t offset)
@@ -96,7 +100,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 {
     struct bridge *b = opaque;
     (void)rk;
-    struct slot *s = slot_of(b, (int64_t)(intptr_t)msg->_private);
+    struct slot *s = slot_of(b, msg->_private);
     if (msg->err) {
         if (b->failed++ == 0)
             TERN_WARN("bridge: kafka did not take a message: %s (no receipt; the device re-sends)",
@@ -126,6 +130,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     TERN_WARN("bridge: kafka: %s", reason);
 }
 
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3)
+        TERN_WARN("bridge: kafka %s: %s", fac, buf);
+    else
+        TERN_DEBUG("bridge: kafka %s: %s", fac, buf);
+}
+
 static int set_conf(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
     char e[256];
@@ -134,6 +147,12 @@ static int set_conf(rd_kafka_conf_t *conf, const char *k, const char *v)
         return -1;
     }
     return 0;
+}
+
+/* kafka.compression names a topic setting; these values are also codecs. */
+static int is_codec(const char *v)
+{
+    return strcmp(v, "gzip") == 0 || strcmp(v, "snappy") == 0 || strcmp(v, "lz4") == 0 || strcmp(v, "zstd") == 0;
 }
 
 static int open_producer(struct bridge *b)
@@ -146,13 +165,16 @@ static int open_producer(struct bridge *b)
         /* Exactly once per produce call, in order per partition. */
         set_conf(conf, "enable.idempotence", "true") || set_conf(conf, "acks", "all") ||
         set_conf(conf, "message.timeout.ms", num) || set_conf(conf, "linger.ms", "5") ||
-        set_conf(conf, "queue.buffering.max.messages", "200000")) {
+        set_conf(conf, "queue.buffering.max.messages", "200000") ||
+        /* Compress as the topic stores (init sets compression.type). */
+        (is_codec(b->c->kafka_compression) && set_conf(conf, "compression.codec", b->c->kafka_compression))) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
     rd_kafka_conf_set_opaque(conf, b);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
     if (!b->rk) {
         rd_kafka_conf_destroy(conf);
@@ -182,7 +204,7 @@ static int produce_line(struct bridge *b, struct slot *s, const char *line, size
     }
     for (;;) {
         rd_kafka_resp_err_t e;
-        void *opaque = (void *)(intptr_t)s->offset;
+        void *opaque = opaque_of(s->offset);
         /* Lines without an identity still go: the consuming relay rejects
          * them with the reason into its rejected table. */
         if (has_id)
@@ -254,12 +276,12 @@ int bridge_run(const struct relay_config *c, struct relay_metrics *m, volatile i
     char err[512];
     int rc = -1;
     struct bridge b = {.c = c, .m = m};
-    if (open_producer(&b) != 0)
-        goto out;
     if (source_mqtt_open(c, m, &b.src, err, sizeof(err)) != 0) {
         TERN_ERROR("%s", err);
         goto out;
     }
+    if (open_producer(&b) != 0)
+        goto out;
     TERN_INFO("bridging mqtt %s (group %s) on %s:%lld to kafka topic %s on %s", c->mqtt_topic,
               c->mqtt_group[0] ? c->mqtt_group : "-", c->mqtt_host, (long long)c->mqtt_port, c->kafka_topic,
               c->kafka_brokers);

@@ -46,6 +46,10 @@ static const struct {
     [M_COMMIT_FAILURES] = {"tern_relay_commit_failures_total", "Source acknowledgements (offset commits) that failed."},
     [M_REVOKED_ABANDONED] = {"tern_relay_revoked_batches_abandoned_total",
                              "Batches dropped at a rebalance because ClickHouse could not take them."},
+    [M_RECEIPTS] = {"tern_relay_receipts_published_total",
+                    "MQTT end-to-end receipts published to devices after their readings were stored."},
+    [M_RECEIPT_FAILURES] = {"tern_relay_receipt_failures_total",
+                            "Receipts that could not be published (the devices re-send; copies deduplicate)."},
 };
 
 struct relay_metrics *relay_metrics_new(void)

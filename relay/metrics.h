@@ -35,6 +35,8 @@ enum relay_counter {
     M_BISECTS,           /* batches that needed bisecting */
     M_COMMIT_FAILURES,   /* source acknowledgements that failed */
     M_REVOKED_ABANDONED, /* batches dropped at a rebalance */
+    M_RECEIPTS,          /* MQTT end-to-end receipts published */
+    M_RECEIPT_FAILURES,  /* receipts that could not be published */
     M_NCOUNTERS
 };
 

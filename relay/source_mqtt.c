@@ -466,6 +466,7 @@ static void publish_receipt(struct mqtt_source *s, const struct topic_ent *t, ui
         int rc = mosquitto_publish_v5(s->mosq, NULL, t->receipt_topic, len, buf, 1, false, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
             atomic_fetch_sub(&s->receipts_inflight, 1);
+            relay_metrics_add(s->m, M_RECEIPT_FAILURES, 1);
             /* The device times out and re-sends; the copies deduplicate. */
             if (s->receipt_failures++ == 0)
                 TERN_WARN("mqtt: cannot publish a receipt to %s: %s (devices will re-send)", t->receipt_topic,
@@ -473,6 +474,7 @@ static void publish_receipt(struct mqtt_source *s, const struct topic_ent *t, ui
             continue;
         }
         s->receipts_sent++;
+        relay_metrics_add(s->m, M_RECEIPTS, 1);
     }
 }
 
@@ -605,6 +607,14 @@ static void lib_init(void) { mosquitto_lib_init(); }
 static int read_password(struct mqtt_source *s, const struct relay_config *c, char *err, size_t errcap)
 {
     char buf[512];
+    if (c->mqtt_password_file[0] && c->mqtt_password[0]) {
+        snprintf(err, errcap, "mqtt: set password or password_file, not both");
+        return -1;
+    }
+    if ((c->mqtt_password_file[0] || c->mqtt_password[0]) && !c->mqtt_username[0]) {
+        snprintf(err, errcap, "mqtt: a password needs mqtt.username");
+        return -1;
+    }
     if (c->mqtt_password_file[0]) {
         FILE *f = fopen(c->mqtt_password_file, "r");
         if (!f) {

@@ -44,7 +44,10 @@ int wide_map_parse(struct wide_map *w, const char *spec, char *err, size_t errca
             return -1;
         }
         struct wide_column *c = &w->col[w->n];
-        snprintf(c->name, sizeof(c->name), "%s", col);
+        if (tern_copy_field(c->name, sizeof c->name, col) < 0) {
+            snprintf(err, errcap, "output.wide_columns: column name '%.80s' is too long", col);
+            return -1;
+        }
         if (strcmp(src, "id") == 0) {
             c->source = WIDE_ID;
             w->uses_id = 1;

@@ -42,7 +42,8 @@ EOF
 agent_has_key() { [ -n "$1" ] && "$1" --config-doc 2>/dev/null | grep -q "^| \`$2\` "; }
 
 # write_agent_config FILE DEVICE DATA_DIR TRANSPORT RATE_HZ MQTT_PORT KAFKA_BOOTSTRAP TOPIC ACK [EXTRA_AGENT_LINES]
-# (AGENT_BIN_FOR_CONFIG, if set, is probed for optional keys.)
+# (AGENT_BIN_FOR_CONFIG, if set, is probed for optional keys; MQTT_ROOT, if
+# set, replaces the first level "tern" of the MQTT topics.)
 # One device: an env sensor (temperature, humidity, pressure) and a counter,
 # each polled RATE_HZ times a second.
 write_agent_config() {
@@ -71,6 +72,10 @@ write_agent_config() {
       echo "[uplink.mqtt]"
       echo "host = 127.0.0.1"
       echo "port = $mport"
+      if [ "${MQTT_ROOT:-tern}" != tern ]; then
+        echo "topic = $MQTT_ROOT/{device_id}/readings"
+        agent_has_key "$AGENT_BIN_FOR_CONFIG" receipt_topic && echo "receipt_topic = $MQTT_ROOT/{device_id}/receipts"
+      fi
       echo "reconnect_max = 2s"
       echo "ack_timeout = 10s"
       if [ -n "$ack" ]; then
@@ -126,6 +131,10 @@ write_relay_config() {
       has mqtt enabled && echo "enabled = true"
       has mqtt client_id && echo "client_id = $cid"
       has mqtt group && echo "group = $group"
+      if [ "${MQTT_ROOT:-tern}" != tern ]; then
+        has mqtt topic && echo "topic = $MQTT_ROOT/+/readings"
+        has mqtt receipt_topic && echo "receipt_topic = $MQTT_ROOT/{device_id}/receipts"
+      fi
     fi
     true
   } > "$f"

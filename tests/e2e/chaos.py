@@ -485,6 +485,12 @@ class Chaos:
     def delivering(self, timeout=120):
         """Recovery check: every agent's acked count grows again and
         ClickHouse grows. Raises on timeout."""
+        for proc in list(self.agents) + list(self.relays.values()):
+            if not proc.alive():
+                # We restart what we kill at once: a dead one crashed.
+                raise Failure("%s exited by itself (status %s); see %s" % (
+                    proc.name, proc.p.returncode if proc.p else "?", proc.logpath))
+
         def acked(ag):
             st = ag.query_status() or {}
             return sum(int(v) for k, v in st.items() if k.startswith("uplink.") and k.endswith(".acked"))
@@ -505,8 +511,16 @@ class Chaos:
 
     # ---- faults
     def f_garbage(self):
-        junk = [b"\x00\xff\xfegarbage", b"{not json", b'{"v":1,"device_id":"chaos-m1","epoch":"zz","seq":-1}',
-                b'{"v":1,"device_id":"chaos-m2","epoch":"0000000000000001","seq":1,"ts":"x"}', b"", b"[]"]
+        # A nonce per injection: the rejected table is deduplicated, so
+        # identical garbage injected twice would count once.
+        self.garbage_rounds = getattr(self, "garbage_rounds", 0) + 1
+        nonce = b"%d" % self.garbage_rounds
+        junk = [b"\x00\xff\xfegarbage" + nonce, b"{not json " + nonce,
+                b'{"v":1,"device_id":"chaos-m1","epoch":"zz","seq":-' + nonce + b'}',
+                b'{"v":1,"device_id":"chaos-m2","epoch":"0000000000000001","seq":' + nonce + b',"ts":"x"}',
+                b"[" + nonce + b"]"]
+        if self.garbage_rounds == 1:
+            junk.append(b"")
         n = 0
         if self.mqtt:
             for i, j in enumerate(junk):

@@ -15,6 +15,9 @@ src = os.environ["TERN_SOURCE_DIR"]
 env = dict(os.environ)
 run_dir = tempfile.mkdtemp(prefix="tern-e2e-demo-")
 env["TERN_DEMO_DIR"] = run_dir
+# The suite's broker is shared: the demo's relay must neither see other
+# tests' readings nor send receipts to their devices.
+env["TERN_DEMO_MQTT_ROOT"] = "tern-e2e-demo"
 db = "e2e_demo"
 
 
