@@ -31,3 +31,10 @@ if(TERN_QEMU_PATH AND EXISTS /usr/lib/${TERN_TRIPLET}/libc.so.6)
 elseif(TERN_QEMU_PATH)
   set(CMAKE_CROSSCOMPILING_EMULATOR ${TERN_QEMU_PATH};-L;/usr/${TERN_TRIPLET})
 endif()
+
+# No unwind tables on the boards: C has no exceptions and Tern never cancels
+# threads, so .eh_frame is dead weight (about 24 KiB of the aarch64 agent).
+# Debuggers use .debug_frame from the debug info instead.
+if(NOT CMAKE_C_FLAGS_INIT MATCHES "unwind-tables")
+  string(APPEND CMAKE_C_FLAGS_INIT " -fno-asynchronous-unwind-tables -fno-unwind-tables")
+endif()

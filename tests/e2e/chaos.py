@@ -778,6 +778,8 @@ class Chaos:
             problems.append("%d readings missing" % tot["missing"])
         if tot["dup"]:
             problems.append("%d duplicated in FINAL" % tot["dup"])
+        if tot["extra"]:
+            problems.append("%d rows in FINAL that no agent stored" % tot["extra"])
         if tot["rolldiff"]:
             problems.append("rollup differs from FINAL by %d" % tot["rolldiff"])
         if self.clock_agent and unsynced.get(self.clock_agent) != final.get(self.clock_agent):
