@@ -439,6 +439,8 @@ class Chaos:
                 self.skipped.append(("clock step", "%s not built" % lib))
             self.agents.append(Agent("chaos-m1", "mqtt", self.work, self.proxy.port, self.stack, m1))
             self.agents.append(Agent("chaos-m2", "mqtt", self.work, self.stack.mqtt_port, self.stack, common))
+        else:
+            self.skipped.append(("clock step", "it runs on an MQTT agent, behind the proxy"))
         for ag in self.agents:
             ag.start()
         threading.Thread(target=self.poll_loop, daemon=True).start()
