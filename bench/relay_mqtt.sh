@@ -22,32 +22,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-build="${1:-${TERN_BINARY_DIR:-$repo/build}}"
-relay="$build/relay/tern-relay"
-[ -x "$relay" ] || { echo "relay_mqtt: $relay not built" >&2; exit 2; }
-rows="${TERN_BENCH_ROWS:-1000000}"
+RELAY_BENCH_BUILD="${1:-}"
 batch="${TERN_BENCH_BATCH:-1000}"
-compression="${TERN_BENCH_COMPRESSION:-none}"
-work="$(mktemp -d "${TMPDIR:-/tmp}/tern-bench-relay-mqtt.XXXXXX")"
-started=0
-relay_pid=""
-if [ "${TERN_BENCH_USE_STACK:-0}" != 1 ]; then
-  export TERN_PORT_BASE="${TERN_BENCH_PORT_BASE:-29850}"
-  export TERN_STACK_DIR="$work/stack"
-fi
-cleanup() {
-  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null || true
-  if [ "$started" = 1 ]; then "$repo/compose/local/stack" down >/dev/null 2>&1 || true; fi
-  [ -n "${TERN_BENCH_KEEP:-}" ] && cp "$work/relay.log" "$TERN_BENCH_KEEP" 2>/dev/null; rm -rf "$work"
-}
-trap cleanup EXIT
-if [ "${TERN_BENCH_USE_STACK:-0}" != 1 ]; then
-  "$repo/compose/local/stack" up mosquitto clickhouse >&2
-  started=1
-fi
-eval "$("$repo/compose/local/stack" env)"
-ch() { curl -sS --fail-with-body "$TERN_CLICKHOUSE_URL/" --data-binary "$1"; }
-now() { date +%s.%N; }
+. "$here/relay_common.sh"
+relay_bench_setup relay_mqtt 29850 mosquitto clickhouse
 
 tag="bench_mqtt_$$"
 cat > "$work/relay.ini" <<INI
@@ -68,38 +46,9 @@ log_level = ${TERN_BENCH_LOG_LEVEL:-info}
 INI
 "$relay" --config "$work/relay.ini" init >&2
 
-echo "relay_mqtt: generating $rows readings" >&2
-python3 - "$rows" > "$work/lines.jsonl" <<'PY'
-import sys, random, time
-n = int(sys.argv[1]); rnd = random.Random(1)
-devs = 50; epochs = ["%016x" % rnd.getrandbits(64) for _ in range(devs)]
-base = (int(time.time()) // 60 - 60) * 60000
-out = sys.stdout
-metrics = ("temperature", "humidity", "pressure")
-for i in range(n):
-    d = i % devs; ts = base + i * 3
-    t = time.gmtime(ts // 1000)
-    out.write('{"v":1,"device_id":"dev-%03d","sensor":"env","metric":"%s","value":%.2f,"unit":"Cel",'
-              '"ts":"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ","epoch":"%s","seq":%d,"tags":{"site":"bench"},"flags":0}\n'
-              % (d, metrics[i % 3], 20 + (i % 1000) / 100, t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
-                 t.tm_sec, ts % 1000, epochs[d], i // devs + 1))
-PY
+relay_bench_lines
 
-# Baseline: the same rows, encoded as the relay encodes them, straight into
-# an identical table over HTTP in 100k-row inserts.
-mode="$(ch "SELECT if(position(type, 'DateTime64') > 0, 'modern', 'old') FROM system.columns WHERE database = '$tag' AND table = 'readings' AND name = 'ts'")"
-"$relay" --mode "$mode" encode < "$work/lines.jsonl" > "$work/rows.jsonl"
-ch "CREATE TABLE $tag.baseline AS $tag.readings" >/dev/null
-split -l 100000 "$work/rows.jsonl" "$work/part."
-t0="$(now)"
-for f in "$work"/part.*; do
-  curl -sS --fail-with-body "$TERN_CLICKHOUSE_URL/?query=INSERT%20INTO%20$tag.baseline%20FORMAT%20JSONEachRow" \
-    --data-binary @"$f" >/dev/null
-done
-t1="$(now)"
-got="$(ch "SELECT count() FROM $tag.baseline")"
-[ "$got" = "$rows" ] || { echo "relay_mqtt: baseline inserted $got rows, want $rows" >&2; exit 1; }
-baseline="$(python3 -c "print(round($rows / ($t1 - $t0)))")"
+relay_bench_baseline "$tag"
 
 echo "relay_mqtt: starting the relay" >&2
 "$relay" --config "$work/relay.ini" run 2> "$work/relay.log" &
