@@ -81,6 +81,27 @@ class Workdir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def run_ok(*cmd):
+    """Runs cmd; fails the test with its stderr when it exits non-zero."""
+    r = subprocess.run(list(cmd), capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("%s: %s" % (" ".join(cmd), r.stderr))
+
+
+def make_test_ca(wd):
+    """A throw-away CA (wd/ca.crt, ca.key) and a server certificate for
+    localhost / 127.0.0.1 (wd/server.crt, server.key), valid two days."""
+    P = wd.path
+    run_ok("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+           "-subj", "/CN=tern-test-ca", "-keyout", P + "/ca.key", "-out", P + "/ca.crt")
+    run_ok("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+           "-keyout", P + "/server.key", "-out", P + "/server.csr")
+    wd.file("ext.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run_ok("openssl", "x509", "-req", "-in", P + "/server.csr", "-CA", P + "/ca.crt",
+           "-CAkey", P + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", P + "/ext.cnf",
+           "-out", P + "/server.crt")
+
+
 class Agent:
     """One tern-agent process on a config file."""
 

@@ -10,27 +10,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agentlib import Agent, Workdir, fail, spawn, wait_for
+from agentlib import Agent, Workdir, fail, make_test_ca, run_ok, spawn, wait_for
 
 wd = Workdir("tls")
 P = wd.path
 
 
-def sh(*cmd):
-    r = subprocess.run(list(cmd), capture_output=True, text=True)
-    if r.returncode != 0:
-        fail("%s: %s" % (" ".join(cmd), r.stderr))
-
-
-# A throw-away CA and a server certificate for localhost / 127.0.0.1.
-sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=tern-test-ca",
-   "-keyout", P + "/ca.key", "-out", P + "/ca.crt")
-sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-   "-keyout", P + "/server.key", "-out", P + "/server.csr")
-wd.file("ext.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-sh("openssl", "x509", "-req", "-in", P + "/server.csr", "-CA", P + "/ca.crt", "-CAkey", P + "/ca.key",
-   "-CAcreateserial", "-days", "2", "-extfile", P + "/ext.cnf", "-out", P + "/server.crt")
-sh("mosquitto_passwd", "-b", "-c", P + "/passwd", "dev1", "s3cret-Pw")
+make_test_ca(wd)
+run_ok("mosquitto_passwd", "-b", "-c", P + "/passwd", "dev1", "s3cret-Pw")
 
 # mosquitto started as root drops to the mosquitto user: let it read these.
 os.chmod(P, 0o755)

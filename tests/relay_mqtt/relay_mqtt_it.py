@@ -35,7 +35,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "agent"))
-from agentlib import AGENT, BIN, STACK, Agent, Workdir, fail, spawn, stack_env  # noqa: E402
+from agentlib import AGENT, BIN, STACK, Agent, Workdir, fail, make_test_ca, spawn, stack_env  # noqa: E402
 
 RELAY = os.path.join(BIN, "relay", "tern-relay")
 ENV = stack_env()
@@ -389,18 +389,7 @@ def test_acl():
     conf = conf.replace("/mosquitto/config/", wd.path + "/").replace("/mosquitto/data/", wd.path + "/")
     P = wd.path
 
-    def sh(*cmd):
-        r = subprocess.run(list(cmd), capture_output=True, text=True)
-        if r.returncode != 0:
-            fail("%s: %s" % (" ".join(cmd), r.stderr))
-    # A throw-away CA and a server certificate for localhost.
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=tern-test-ca",
-       "-keyout", P + "/ca.key", "-out", P + "/ca.crt")
-    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-       "-keyout", P + "/server.key", "-out", P + "/server.csr")
-    wd.file("ext.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    sh("openssl", "x509", "-req", "-in", P + "/server.csr", "-CA", P + "/ca.crt", "-CAkey", P + "/ca.key",
-       "-CAcreateserial", "-days", "2", "-extfile", P + "/ext.cnf", "-out", P + "/server.crt")
+    make_test_ca(wd)
     conf = re.sub(r"^listener 1883$", "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\n"
                   "keyfile %s/server.key" % (port, P, P, P), conf, flags=re.M)
     wd.file("mosquitto.conf", conf)
