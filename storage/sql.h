@@ -8,7 +8,9 @@
 #ifndef TERN_STORAGE_SQL_H
 #define TERN_STORAGE_SQL_H
 
-#define TERN_STORE_SCHEMA_VERSION 1
+/* Version 2 stores blocks of readings (block.h); version 1 stored one row
+ * per reading and is migrated at open (SQL_V1_*). */
+#define TERN_STORE_SCHEMA_VERSION 2
 
 /* --- connection set-up (run once per open, in this order) --------------- */
 
@@ -34,31 +36,31 @@
 /* --- schema ------------------------------------------------------------- */
 
 #define SQL_COUNT_TABLES "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+/* Every version has these three tables... */
 #define SQL_COUNT_OUR_TABLES                                                      \
     "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "        \
-    "('meta', 'readings', 'uplinks', 'strings')"
-#define SQL_OUR_TABLE_COUNT 4
+    "('meta', 'uplinks', 'strings')"
+#define SQL_OUR_TABLE_COUNT 3
+/* ...and blocks (version 2), readings (version 1), or both (a migration
+ * from version 1 was interrupted). */
+#define SQL_HAS_BLOCKS                                                            \
+    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'blocks'"
+#define SQL_HAS_V1_TABLE                                                          \
+    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'readings'"
 
-/* readings.seq is the rowid. It is assigned by storage.c from a high-water
- * mark kept in meta ('seq_hwm', written in the same transaction as the rows),
- * which gives AUTOINCREMENT's never-reuse guarantee for one meta update per
- * commit instead of one sqlite_sequence update per row. device is NULL when
- * it equals meta 'device_id' (one device per file is the normal case).
- * sensor, metric, unit and tags hold either an INTEGER, the id of their text
- * in strings, or the TEXT itself when the bounded dictionary is full; they
- * are declared without a type so SQLite keeps whichever was stored. */
+/* blocks holds the readings, up to BLOCK_MAX_READINGS per row with
+ * consecutive seqs first_seq..last_seq, encoded as in block.h. last_seq is
+ * the rowid: reads, deletes and "which block holds seq s" are rowid range
+ * seeks. Seqs are assigned by storage.c from a high-water mark kept in meta
+ * ('seq_hwm', written in the same transaction as the blocks), which gives
+ * AUTOINCREMENT's never-reuse guarantee. The strings table maps the ids
+ * used in blocks to their text. */
+#define SQL_CREATE_BLOCKS                                                         \
+    "CREATE TABLE IF NOT EXISTS blocks(last_seq INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL," \
+    " data BLOB NOT NULL);"
 #define SQL_CREATE_SCHEMA                                                         \
     "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"     \
-    "CREATE TABLE readings("                                                      \
-    " seq INTEGER PRIMARY KEY,"                                                   \
-    " ts_ms INTEGER NOT NULL,"                                                    \
-    " device TEXT,"                                                               \
-    " sensor NOT NULL,"                                                           \
-    " metric NOT NULL,"                                                           \
-    " unit NOT NULL,"                                                             \
-    " value REAL NOT NULL,"                                                       \
-    " tags NOT NULL,"                                                             \
-    " flags INTEGER NOT NULL);"                                                   \
+    SQL_CREATE_BLOCKS                                                             \
     "CREATE TABLE strings(id INTEGER PRIMARY KEY, text TEXT NOT NULL);"          \
     "CREATE TABLE uplinks(name TEXT PRIMARY KEY NOT NULL,"                        \
     " acked_seq INTEGER NOT NULL) WITHOUT ROWID;"
@@ -96,32 +98,43 @@
 /* Only when the queue is empty: no reading refers to any id any more. */
 #define SQL_STRINGS_CLEAR "DELETE FROM strings"
 
-/* --- readings ----------------------------------------------------------- */
+/* --- blocks ------------------------------------------------------------- */
 
-/* :seq, :ts_ms, :device, :sensor, :metric, :unit, :value, :tags, :flags */
-#define SQL_READINGS_INSERT                                                       \
-    "INSERT INTO readings(seq, ts_ms, device, sensor, metric, unit, value, tags, flags)" \
-    " VALUES(:seq, :ts_ms, :device, :sensor, :metric, :unit, :value, :tags, :flags)"
+/* :last_seq, :first_seq, :data */
+#define SQL_BLOCKS_INSERT                                                         \
+    "INSERT INTO blocks(last_seq, first_seq, data) VALUES(:last_seq, :first_seq, :data)"
 
-/* :after, :upto. Column order is READ_COL_* in storage.c. A rowid range scan:
- * cost is proportional to the rows stepped, whatever the backlog. */
-#define SQL_READINGS_READ                                                         \
-    "SELECT seq, ts_ms, device, sensor, metric, unit, value, tags, flags"         \
-    " FROM readings WHERE seq > :after AND seq <= :upto ORDER BY seq"
+/* :after. The blocks holding seqs > after, oldest first: a rowid range scan
+ * whose cost is proportional to the blocks stepped, whatever the backlog. */
+#define SQL_BLOCKS_READ                                                           \
+    "SELECT last_seq, first_seq, data FROM blocks WHERE last_seq > :after ORDER BY last_seq"
 
-/* :upto. Deletes a prefix of the queue (acked by all, dropped, aged out). */
-#define SQL_READINGS_DELETE_UPTO "DELETE FROM readings WHERE seq <= :upto"
+/* :upto. The newest block wholly at or below upto. */
+#define SQL_BLOCKS_LAST_LE                                                        \
+    "SELECT last_seq FROM blocks WHERE last_seq <= :upto ORDER BY last_seq DESC LIMIT 1"
 
-/* :n. The seq of the (n+1)th oldest reading: where a drop of n+1 ends. */
-#define SQL_READINGS_NTH_SEQ "SELECT seq FROM readings ORDER BY seq LIMIT 1 OFFSET :n"
+/* :upto. Deletes a prefix of the queue (acknowledged by all, or dropped). */
+#define SQL_BLOCKS_DELETE_UPTO "DELETE FROM blocks WHERE last_seq <= :upto"
 
-/* :n. The oldest readings, for the age limit. */
-#define SQL_READINGS_HEAD "SELECT seq, ts_ms, flags FROM readings ORDER BY seq LIMIT :n"
+/* Only at open: the first seq of the oldest block and the highest seq. */
+#define SQL_BLOCKS_SUMMARY                                                        \
+    "SELECT (SELECT first_seq FROM blocks ORDER BY last_seq LIMIT 1),"            \
+    " (SELECT max(last_seq) FROM blocks)"
 
-#define SQL_READINGS_OLDEST_TS "SELECT ts_ms FROM readings ORDER BY seq LIMIT 1"
+/* Readings in a file about to be moved aside (best effort). */
+#define SQL_BLOCKS_COUNT "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM blocks"
 
-/* Only at open: the count is a full scan, kept in memory afterwards. */
-#define SQL_READINGS_SUMMARY "SELECT min(seq), max(seq), count(*) FROM readings"
+/* --- migration from version 1 (one row per reading) --------------------- */
+
+/* :n. The oldest version 1 rows; device NULL meant meta 'device_id', the
+ * string columns hold a strings id (INTEGER) or the text itself. */
+#define SQL_V1_READ                                                               \
+    "SELECT seq, ts_ms, coalesce(device, (SELECT value FROM meta WHERE key = 'device_id')),"\
+    " sensor, metric, unit, value, tags, flags FROM readings ORDER BY seq LIMIT :n"
+/* :upto */
+#define SQL_V1_DELETE_UPTO "DELETE FROM readings WHERE seq <= :upto"
+#define SQL_V1_COUNT "SELECT count(*) FROM readings"
+#define SQL_V1_DROP "DROP TABLE readings"
 
 /* --- transactions and space --------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ackset.h"
+#include "block.h"
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -57,10 +58,8 @@ enum stmt_id {
     ST_ROLLBACK,
     ST_INSERT,
     ST_READ,
+    ST_LAST_LE,
     ST_DELETE_UPTO,
-    ST_NTH_SEQ,
-    ST_HEAD,
-    ST_OLDEST_TS,
     ST_PAGE_COUNT,
     ST_FREELIST_COUNT,
     ST_VACUUM_STEP,
@@ -76,12 +75,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = SQL_BEGIN,
     [ST_COMMIT] = SQL_COMMIT,
     [ST_ROLLBACK] = SQL_ROLLBACK,
-    [ST_INSERT] = SQL_READINGS_INSERT,
-    [ST_READ] = SQL_READINGS_READ,
-    [ST_DELETE_UPTO] = SQL_READINGS_DELETE_UPTO,
-    [ST_NTH_SEQ] = SQL_READINGS_NTH_SEQ,
-    [ST_HEAD] = SQL_READINGS_HEAD,
-    [ST_OLDEST_TS] = SQL_READINGS_OLDEST_TS,
+    [ST_INSERT] = SQL_BLOCKS_INSERT,
+    [ST_READ] = SQL_BLOCKS_READ,
+    [ST_LAST_LE] = SQL_BLOCKS_LAST_LE,
+    [ST_DELETE_UPTO] = SQL_BLOCKS_DELETE_UPTO,
     [ST_PAGE_COUNT] = SQL_PAGE_COUNT,
     [ST_FREELIST_COUNT] = SQL_FREELIST_COUNT,
     [ST_VACUUM_STEP] = SQL_INCREMENTAL_VACUUM_STEP,
@@ -92,8 +89,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_STR_CLEAR] = SQL_STRINGS_CLEAR,
 };
 
-/* Columns of SQL_READINGS_READ. */
-enum { RC_SEQ, RC_TS, RC_DEVICE, RC_SENSOR, RC_METRIC, RC_UNIT, RC_VALUE, RC_TAGS, RC_FLAGS };
+/* Columns of SQL_BLOCKS_READ. */
+enum { RC_LAST, RC_FIRST, RC_DATA };
 
 struct store_uplink {
     char *name;
@@ -128,11 +125,10 @@ struct tern_store {
     int64_t last_seq;        /* highest seq assigned (maybe uncommitted) */
     int64_t durable_seq;     /* highest committed seq */
     int64_t hwm_db, hwm_c;   /* meta seq_hwm */
-    int64_t deleted_upto, deleted_upto_c; /* all seq <= this are gone */
+    /* Seqs are consecutive in the file, so counts are seq differences. */
+    int64_t deleted_upto, deleted_upto_c; /* all blocks <= this are gone */
     int64_t dropped_upto, dropped_upto_c; /* highest seq dropped by cap/age */
-    uint64_t queued, queued_c;
-    char device[TERN_ID_MAX];
-    int device_set, device_set_c;
+    struct block_enc blk;    /* readings appended since the last block row */
     struct strdict *dict;    /* mirror of the strings table */
     int dict_off;            /* mirror could not be reloaded: store inline */
     int dangling_logged;
@@ -257,6 +253,17 @@ static int64_t min_cursor(const tern_store *s)
     return m;
 }
 
+/* Readings stored and not yet acknowledged by every uplink (nor dropped).
+ * Acknowledged readings may still sit in a partly acknowledged block; they
+ * are not counted. */
+static uint64_t queued_now(const tern_store *s)
+{
+    int64_t lo = min_cursor(s);
+    if (lo < s->deleted_upto)
+        lo = s->deleted_upto;
+    return s->last_seq > lo ? (uint64_t)(s->last_seq - lo) : 0;
+}
+
 /* ------------------------------------------------------ string table */
 
 /* (Re)loads the in-memory mirror from the strings table. On failure the
@@ -302,8 +309,7 @@ static int write_failed(tern_store *s, int rc, const char *what)
     s->hwm_db = s->hwm_c;
     s->deleted_upto = s->deleted_upto_c;
     s->dropped_upto = s->dropped_upto_c;
-    s->queued = s->queued_c;
-    s->device_set = s->device_set_c;
+    block_enc_reset(&s->blk);
     for (size_t i = 0; i < s->n_up; i++)
         s->up[i].acked_db = s->up[i].acked_c;
     /* Strings added (or the table cleared) by the lost transaction. */
@@ -361,42 +367,31 @@ static int meta_put_int(tern_store *s, const char *key, int64_t v)
     return run_write(s, st, "meta update");
 }
 
-/* Deletes readings <= upto (a prefix of the queue); returns rows deleted or -1. */
-static int64_t delete_upto(tern_store *s, int64_t upto)
+/* Writes the block being filled as one row of the open transaction. */
+static int flush_block(tern_store *s)
 {
+    struct block_enc *b = &s->blk;
+    if (b->n == 0)
+        return 0;
     if (ensure_txn(s) < 0)
         return -1;
-    sqlite3_stmt *st = s->st[ST_DELETE_UPTO];
-    sqlite3_bind_int64(st, 1, upto);
-    if (run_write(s, st, "delete") < 0)
+    sqlite3_stmt *st = s->st[ST_INSERT];
+    sqlite3_bind_int64(st, 1, b->first_seq + b->n - 1);
+    sqlite3_bind_int64(st, 2, b->first_seq);
+    sqlite3_bind_blob(st, 3, b->buf, (int)b->len, SQLITE_STATIC);
+    int rc = run_write(s, st, "append");
+    sqlite3_clear_bindings(st);
+    if (rc < 0)
         return -1;
-    int64_t n = sqlite3_changes64(s->db);
-    s->queued = (uint64_t)n > s->queued ? 0 : s->queued - (uint64_t)n;
-    if (upto > s->deleted_upto)
-        s->deleted_upto = upto;
-    s->txn_deleted += (uint64_t)n;
-    if (n > 0)
-        s->full = 0; /* room again: drop-newest re-checks */
-    return n;
-}
-
-/* Drops the unacknowledged readings <= upto for a reason (the cap, their
- * age): deletes them, counts them under reason and moves the drop mark that
- * lets the uplinks skip them. 0, or -1 when the delete failed. */
-static int drop_upto(tern_store *s, int64_t upto, enum tern_drop_reason reason)
-{
-    int64_t n = delete_upto(s, upto);
-    if (n < 0)
-        return -1;
-    s->dropped[reason] += (uint64_t)n;
-    if (upto > s->dropped_upto)
-        s->dropped_upto = upto;
+    block_enc_reset(b);
     return 0;
 }
 
-/* Deletes what every uplink acknowledged, at most one chunk of seqs: each
- * deleted row rewrites its page into the WAL, so a large backlog acked at
- * once is deleted over several bounded transactions, not one huge one. */
+/* Deletes the blocks wholly at or below what every uplink acknowledged (or
+ * was dropped), at most one chunk of seqs: each deleted row rewrites its
+ * page into the WAL, so a large backlog acked at once is deleted over
+ * several bounded transactions, not one huge one. Returns 1 when blocks
+ * were deleted, 0 when there was nothing to delete, -1 on error. */
 static int delete_acked(tern_store *s)
 {
     int64_t m = min_cursor(s);
@@ -409,7 +404,46 @@ static int delete_acked(tern_store *s)
         chunk = fit > (int64_t)s->commit_every ? fit : (int64_t)s->commit_every;
     if (m - s->deleted_upto > chunk)
         m = s->deleted_upto + chunk;
-    return delete_upto(s, m) < 0 ? -1 : 0;
+    /* A block is deleted only once all of it is acknowledged. */
+    int64_t upto = 0;
+    sqlite3_stmt *st = s->st[ST_LAST_LE];
+    sqlite3_bind_int64(st, 1, m);
+    int rc = step_int(st, &upto);
+    if (rc != SQLITE_DONE)
+        return write_failed(s, rc, "delete");
+    if (upto <= s->deleted_upto)
+        return 0;
+    if (ensure_txn(s) < 0)
+        return -1;
+    st = s->st[ST_DELETE_UPTO];
+    sqlite3_bind_int64(st, 1, upto);
+    if (run_write(s, st, "delete") < 0)
+        return -1;
+    s->txn_deleted += (uint64_t)(upto - s->deleted_upto);
+    s->deleted_upto = upto;
+    s->full = 0; /* room again: drop-newest re-checks */
+    return 1;
+}
+
+/* Drops the readings <= upto that some uplink has not acknowledged, for a
+ * reason (the cap, their age): counts them under reason and moves the drop
+ * mark, which every uplink's cursor follows (and which is written with the
+ * cursors at commit), then deletes the blocks that became wholly dropped.
+ * 0, or -1 when the delete failed. */
+static int drop_upto(tern_store *s, int64_t upto, enum tern_drop_reason reason)
+{
+    int64_t from = min_cursor(s);
+    if (from < s->deleted_upto)
+        from = s->deleted_upto;
+    if (upto > s->last_seq)
+        upto = s->last_seq;
+    if (upto <= from)
+        return 0;
+    if (ensure_txn(s) < 0)
+        return -1;
+    s->dropped[reason] += (uint64_t)(upto - from);
+    s->dropped_upto = upto;
+    return delete_acked(s) < 0 ? -1 : 0;
 }
 
 /* Commits the open transaction, first adding to it what acks changed (the
@@ -417,7 +451,7 @@ static int delete_acked(tern_store *s)
  * transaction was open yet. Deletes one chunk; commit_all() does them all. */
 static int commit(tern_store *s)
 {
-    if (delete_acked(s) < 0)
+    if (flush_block(s) < 0 || delete_acked(s) < 0)
         return -1;
     for (size_t i = 0; i < s->n_up; i++) {
         struct store_uplink *u = &s->up[i];
@@ -435,9 +469,9 @@ static int commit(tern_store *s)
     }
     if (!s->in_txn)
         return 0;
-    /* An empty queue refers to no string: reset a dictionary past half full
+    /* An empty file refers to no string: reset a dictionary past half full
      * so strings no longer used (changed tags, renamed sensors) go away. */
-    if (s->queued == 0 && !s->dict_off &&
+    if (s->deleted_upto == s->last_seq && !s->dict_off &&
         (strdict_count(s->dict) > STRDICT_MAX_ENTRIES / 2 ||
          strdict_bytes(s->dict) > STRDICT_MAX_BYTES / 2)) {
         if (run_write(s, s->st[ST_STR_CLEAR], "string table reset") < 0)
@@ -459,8 +493,6 @@ static int commit(tern_store *s)
     s->hwm_c = s->hwm_db;
     s->deleted_upto_c = s->deleted_upto;
     s->dropped_upto_c = s->dropped_upto;
-    s->queued_c = s->queued;
-    s->device_set_c = s->device_set;
     for (size_t i = 0; i < s->n_up; i++) {
         s->up[i].acked_c = s->up[i].acked_db;
         /* Dropped readings are now gone for good: fold them into the sets. */
@@ -476,11 +508,106 @@ static int commit(tern_store *s)
 
 static int commit_all(tern_store *s)
 {
+    int64_t before;
     do {
+        before = s->deleted_upto;
         if (commit(s) < 0)
             return -1;
-    } while (min_cursor(s) > s->deleted_upto);
+    } while (s->deleted_upto != before);
     return 0;
+}
+
+/* ---------------------------------------------------- walking readings */
+
+/* A walk over the stored readings with seq > after, in seq order, block by
+ * block. The walk holds ST_READ until walk_end. */
+struct walk {
+    tern_store *s;
+    sqlite3_stmt *st;
+    struct block_dec dec;
+    int64_t after;     /* readings <= after are skipped (may be raised) */
+    int64_t next_seq;  /* seq of the next reading in dec */
+    int64_t first, last; /* the current block */
+    int in_block;
+    int rc;            /* SQLite error, or SQLITE_OK */
+};
+
+static void walk_start(struct walk *w, tern_store *s, int64_t after)
+{
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    w->st = s->st[ST_READ];
+    w->after = after;
+    w->rc = SQLITE_OK;
+    sqlite3_bind_int64(w->st, 1, after);
+}
+
+/* 1 with *seq and *it set (text fields may point into the current block,
+ * valid until the next call), 0 at the end, -1 on a SQLite error (w->rc),
+ * -2 on a malformed block (w->first..w->last; the walk goes on after it). */
+static int walk_next(struct walk *w, int64_t *seq, struct block_item *it)
+{
+    for (;;) {
+        if (w->in_block) {
+            int r = block_dec_next(&w->dec, it);
+            if (r == 1) {
+                *seq = w->next_seq++;
+                if (*seq <= w->after)
+                    continue;
+                return 1;
+            }
+            w->in_block = 0; /* the end: block_check vouched for the rest */
+        }
+        int rc = sqlite3_step(w->st);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (rc != SQLITE_ROW) {
+            w->rc = rc;
+            return -1;
+        }
+        w->last = sqlite3_column_int64(w->st, RC_LAST);
+        w->first = sqlite3_column_int64(w->st, RC_FIRST);
+        const void *blob = sqlite3_column_blob(w->st, RC_DATA);
+        int len = sqlite3_column_bytes(w->st, RC_DATA);
+        if (w->last <= w->after)
+            continue; /* wholly skipped: not even decoded */
+        if (w->first < 1 || w->first > w->last ||
+            w->last - w->first >= (int64_t)BLOCK_MAX_READINGS || !blob ||
+            block_check(blob, (size_t)len, (uint64_t)(w->last - w->first + 1)) != 0)
+            return -2; /* bad encoding, or not the count of seqs it claims */
+        block_dec_init(&w->dec, blob, (size_t)len);
+        w->next_seq = w->first;
+        w->in_block = 1;
+    }
+}
+
+/* Ends the walk; returns its SQLite error (marking run-time corruption) or
+ * SQLITE_OK. */
+static int walk_end(struct walk *w)
+{
+    int rc2 = sqlite3_reset(w->st);
+    int rc = w->rc != SQLITE_OK ? w->rc : SQLITE_OK;
+    if (rc != SQLITE_OK && (is_corrupt_rc(rc) || is_corrupt_rc(rc2)))
+        w->s->corrupt = 1;
+    return rc;
+}
+
+/* A block that cannot be decoded (the file passed SQLite's checks, so the
+ * damage is inside the blob: a bit flip, a bug): its readings are lost.
+ * They are counted and marked delivered for every uplink so the queue
+ * moves on past them instead of failing on them forever. */
+static void bad_block(tern_store *s, int64_t first, int64_t last)
+{
+    if (first < 1 || last < first || last > s->last_seq) {
+        s->corrupt = 1; /* nonsense seqs: SQLite's checks missed something */
+        return;
+    }
+    TERN_ERROR("storage: %s: block of seqs %" PRId64 "..%" PRId64
+               " is damaged and cannot be read; its %" PRId64 " readings are lost",
+               s->path, first, last, last - first + 1);
+    s->dropped[TERN_DROP_CORRUPT] += (uint64_t)(last - first + 1);
+    for (size_t i = 0; i < s->n_up; i++)
+        ackset_add(&s->up[i].acks, first, last);
 }
 
 /* --------------------------------------------------------------- limits */
@@ -500,7 +627,7 @@ static int live_bytes(tern_store *s, uint64_t *out)
     return 0;
 }
 
-/* Keeps the live data under data_budget: drop-oldest deletes the oldest
+/* Keeps the live data under data_budget: drop-oldest drops the oldest
  * readings (down to 15/16 of the budget, so it does not run on every
  * check); drop-newest marks the store full so appends are refused. */
 static int enforce_cap(tern_store *s)
@@ -509,8 +636,9 @@ static int enforce_cap(tern_store *s)
     uint64_t used;
     if (live_bytes(s, &used) < 0)
         return -1;
-    if (s->queued > 0)
-        s->row_bytes = (int64_t)(used / s->queued) + 1;
+    uint64_t queued = queued_now(s);
+    if (queued > 0)
+        s->row_bytes = (int64_t)(used / queued) + 1;
     if (used <= s->data_budget) {
         s->full = 0;
         return 0;
@@ -524,29 +652,22 @@ static int enforce_cap(tern_store *s)
                                                            : "dropping the oldest readings");
         s->overflow_logged = 1;
     }
-    if (s->overflow == TERN_OVERFLOW_DROP_NEWEST || s->queued == 0) {
+    if (s->overflow == TERN_OVERFLOW_DROP_NEWEST || queued == 0) {
         s->full = 1;
         return 0;
     }
-    uint64_t per_row = used / s->queued;
+    uint64_t per_row = used / queued;
     if (per_row == 0)
         per_row = 1;
     uint64_t target = s->data_budget - s->data_budget / 16;
     uint64_t k = (used - target + per_row - 1) / per_row;
     if (k < 1)
         k = 1;
-    if (k > s->queued)
-        k = s->queued;
-    int64_t upto = 0;
-    sqlite3_stmt *st = s->st[ST_NTH_SEQ];
-    sqlite3_bind_int64(st, 1, (int64_t)k - 1);
-    int rc = step_int(st, &upto);
-    if (rc != SQLITE_DONE || upto <= 0) {
-        if (is_corrupt_rc(rc))
-            s->corrupt = 1;
-        return -1;
-    }
-    return drop_upto(s, upto, TERN_DROP_OVERFLOW_OLDEST);
+    if (k > queued)
+        k = queued;
+    /* Seqs are consecutive: the k oldest unacknowledged end at from + k. */
+    int64_t from = min_cursor(s) > s->deleted_upto ? min_cursor(s) : s->deleted_upto;
+    return drop_upto(s, from + (int64_t)k, TERN_DROP_OVERFLOW_OLDEST);
 }
 
 /* Drops the oldest readings whose timestamp is past max_age_ms. Only a
@@ -554,27 +675,21 @@ static int enforce_cap(tern_store *s)
  * time and stop the scan (the cap still bounds them). */
 static int enforce_age(tern_store *s)
 {
-    if (s->max_age_ms <= 0 || s->queued == 0)
+    if (s->max_age_ms <= 0 || queued_now(s) == 0)
         return 0;
     int64_t cutoff = tern_utc_ms() - s->max_age_ms;
-    int64_t upto = 0;
-    sqlite3_stmt *st = s->st[ST_HEAD];
-    sqlite3_bind_int64(st, 1, AGE_SCAN_ROWS);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, 0);
-        int64_t ts = sqlite3_column_int64(st, 1);
-        int64_t flags = sqlite3_column_int64(st, 2);
-        if ((flags & TERN_READING_CLOCK_UNSYNCED) || ts >= cutoff)
+    int64_t upto = 0, seq = 0;
+    struct block_item it;
+    struct walk w;
+    walk_start(&w, s, min_cursor(s));
+    for (int i = 0; i < AGE_SCAN_ROWS; i++) {
+        if (walk_next(&w, &seq, &it) != 1 || (it.flags & TERN_READING_CLOCK_UNSYNCED) ||
+            it.ts_ms >= cutoff)
             break;
         upto = seq;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        if (is_corrupt_rc(rc))
-            s->corrupt = 1;
+    if (walk_end(&w) != SQLITE_OK)
         return -1;
-    }
     if (upto == 0)
         return 0;
     return drop_upto(s, upto, TERN_DROP_AGE);
@@ -693,13 +808,18 @@ static int reconcile_uplinks(tern_store *s, int64_t oldest_seq)
     sqlite3_stmt *list = NULL, *del = NULL;
     char **forget = NULL;
     size_t n_forget = 0;
-    int64_t start = oldest_seq > 0 ? oldest_seq - 1 : s->last_seq;
+    /* A new uplink starts at the oldest reading some uplink still owes:
+     * what all of them acknowledged may linger in a partly acknowledged
+     * block, and is not sent again. */
+    int64_t owed = INT64_MAX;
     for (size_t i = 0; i < s->n_up; i++)
         s->up[i].acked_c = -1;
     int rc = sqlite3_prepare_v2(s->db, SQL_UPLINKS_LIST, -1, &list, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(list)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(list, 0);
         int64_t acked = sqlite3_column_int64(list, 1);
+        if (acked < owed)
+            owed = acked;
         size_t i = 0;
         while (i < s->n_up && (!name || strcmp(s->up[i].name, name) != 0))
             i++;
@@ -726,6 +846,9 @@ static int reconcile_uplinks(tern_store *s, int64_t oldest_seq)
         rc = SQLITE_OK;
     sqlite3_finalize(list);
     list = NULL;
+    int64_t start = oldest_seq > 0 ? oldest_seq - 1 : s->last_seq;
+    if (oldest_seq > 0 && owed != INT64_MAX && owed > start)
+        start = owed < s->last_seq ? owed : s->last_seq;
     if (rc == SQLITE_OK && n_forget > 0)
         rc = sqlite3_prepare_v2(s->db, SQL_UPLINK_DELETE, -1, &del, NULL);
     int began = 0;
@@ -773,6 +896,111 @@ static int reconcile_uplinks(tern_store *s, int64_t oldest_seq)
         ackset_free(&u->acks);
         ackset_init(&u->acks, u->acked_c);
     }
+    return rc;
+}
+
+/* Converts a version 1 file (one row per reading) to blocks, in place and
+ * crash-safe: each step moves the oldest rows into blocks and deletes them
+ * in one transaction, so an interrupted conversion simply goes on at the
+ * next open. Seqs, epoch, cursors and string ids are kept as they are.
+ * Returns SQLITE_OK or the SQLite error. */
+static int migrate_v1(tern_store *s)
+{
+    sqlite3_stmt *rd = NULL, *del = NULL, *ins = NULL, *put = NULL;
+    int64_t total = 0;
+    TERN_INFO("storage: %s: converting the queue to schema version %d", s->path,
+              TERN_STORE_SCHEMA_VERSION);
+    int rc = sqlite3_exec(s->db, SQL_CREATE_BLOCKS, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, SQL_V1_READ, -1, &rd, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, SQL_V1_DELETE_UPTO, -1, &del, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, SQL_BLOCKS_INSERT, -1, &ins, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, SQL_META_PUT, -1, &put, NULL);
+    struct block_enc *b = &s->blk;
+    while (rc == SQLITE_OK) {
+        rc = sqlite3_exec(s->db, SQL_BEGIN, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            break;
+        block_enc_reset(b);
+        int64_t upto = 0, moved = 0;
+        sqlite3_bind_int64(rd, 1, 65536);
+        while (rc == SQLITE_OK && (rc = sqlite3_step(rd)) == SQLITE_ROW) {
+            rc = SQLITE_OK;
+            int64_t seq = sqlite3_column_int64(rd, 0);
+            /* Cols 2-5 and 7: device, sensor, metric, unit, tags. */
+            static const int col[BLOCK_NSTR] = {2, 3, 4, 5, 7};
+            struct block_item it = {.ts_ms = sqlite3_column_int64(rd, 1),
+                                    .value = sqlite3_column_double(rd, 6),
+                                    .flags = (uint32_t)sqlite3_column_int64(rd, 8)};
+            for (int f = 0; f < BLOCK_NSTR; f++) {
+                struct block_str *x = &it.str[f];
+                int64_t id = sqlite3_column_int64(rd, col[f]);
+                if (sqlite3_column_type(rd, col[f]) == SQLITE_INTEGER && id >= 1 &&
+                    id <= UINT32_MAX) {
+                    x->id = (uint32_t)id;
+                } else {
+                    x->text = (const char *)sqlite3_column_text(rd, col[f]);
+                    x->len = x->text ? (size_t)sqlite3_column_bytes(rd, col[f]) : 0;
+                }
+            }
+            if (b->n > 0 && (block_enc_full(b) || seq != b->first_seq + b->n)) {
+                sqlite3_bind_int64(ins, 1, b->first_seq + b->n - 1);
+                sqlite3_bind_int64(ins, 2, b->first_seq);
+                sqlite3_bind_blob(ins, 3, b->buf, (int)b->len, SQLITE_STATIC);
+                rc = step_done(ins);
+                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+                block_enc_reset(b);
+            }
+            block_enc_put(b, seq, &it);
+            upto = seq;
+            moved++;
+        }
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+        sqlite3_reset(rd);
+        if (rc == SQLITE_OK && b->n > 0) {
+            sqlite3_bind_int64(ins, 1, b->first_seq + b->n - 1);
+            sqlite3_bind_int64(ins, 2, b->first_seq);
+            sqlite3_bind_blob(ins, 3, b->buf, (int)b->len, SQLITE_STATIC);
+            rc = step_done(ins);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        block_enc_reset(b);
+        int last = rc == SQLITE_OK && moved == 0;
+        if (rc == SQLITE_OK && moved > 0) {
+            sqlite3_bind_int64(del, 1, upto);
+            rc = step_done(del);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        if (last) {
+            rc = sqlite3_exec(s->db, SQL_V1_DROP, NULL, NULL, NULL);
+            sqlite3_bind_text(put, 1, META_SCHEMA_VERSION, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 2, TERN_STORE_SCHEMA_VERSION);
+            if (rc == SQLITE_OK) {
+                rc = step_done(put);
+                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            }
+        }
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(s->db, SQL_COMMIT, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            if (!sqlite3_get_autocommit(s->db))
+                sqlite3_exec(s->db, SQL_ROLLBACK, NULL, NULL, NULL);
+            break;
+        }
+        total += moved;
+        if (last)
+            break;
+    }
+    sqlite3_finalize(rd);
+    sqlite3_finalize(del);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(put);
+    if (rc == SQLITE_OK)
+        TERN_INFO("storage: %s: converted, %" PRId64 " queued readings kept", s->path, total);
     return rc;
 }
 
@@ -848,10 +1076,14 @@ static int attach(tern_store *s, int *corrupt, char *err, size_t errcap)
         goto fail;
 
     step = "reading the schema";
-    int64_t ours = 0, tables = 0;
+    int64_t ours = 0, tables = 0, has_blocks = 0, has_v1 = 0;
     rc = query_int(s->db, SQL_COUNT_OUR_TABLES, &ours);
     if (rc == SQLITE_DONE)
         rc = query_int(s->db, SQL_COUNT_TABLES, &tables);
+    if (rc == SQLITE_DONE)
+        rc = query_int(s->db, SQL_HAS_BLOCKS, &has_blocks);
+    if (rc == SQLITE_DONE)
+        rc = query_int(s->db, SQL_HAS_V1_TABLE, &has_v1);
     if (rc != SQLITE_DONE)
         goto fail;
     if (ours == 0 && tables == 0) {
@@ -859,7 +1091,7 @@ static int attach(tern_store *s, int *corrupt, char *err, size_t errcap)
         rc = create_schema(s, err, errcap);
         if (rc != SQLITE_OK)
             goto fail;
-    } else if (ours != SQL_OUR_TABLE_COUNT) {
+    } else if (ours != SQL_OUR_TABLE_COUNT || (!has_blocks && !has_v1)) {
         set_err(err, errcap, "%s: not a Tern queue (unknown tables)", s->path);
         *corrupt = 1;
         goto fail_set;
@@ -886,6 +1118,13 @@ static int attach(tern_store *s, int *corrupt, char *err, size_t errcap)
             goto fail;
     }
 
+    if (has_v1) {
+        step = "converting from schema version 1";
+        rc = migrate_v1(s);
+        if (rc != SQLITE_OK)
+            goto fail;
+    }
+
     step = "preparing statements";
     for (int i = 0; i < ST_COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
@@ -901,6 +1140,7 @@ static int attach(tern_store *s, int *corrupt, char *err, size_t errcap)
     if (rc != SQLITE_DONE)
         goto fail;
     if (!found || version != TERN_STORE_SCHEMA_VERSION) {
+        /* Newer than this build (a downgrade), or no version at all. */
         set_err(err, errcap, "%s: missing or unsupported schema version", s->path);
         *corrupt = 1;
         goto fail_set;
@@ -918,13 +1158,14 @@ static int attach(tern_store *s, int *corrupt, char *err, size_t errcap)
     if (rc != SQLITE_DONE)
         goto fail;
 
+    /* Seqs are consecutive from the oldest block's first to the newest's
+     * last (deletes and drops only ever remove a prefix). */
     sqlite3_stmt *sum = NULL;
-    int64_t min_seq = 0, max_seq = 0, count = 0;
-    rc = sqlite3_prepare_v2(s->db, SQL_READINGS_SUMMARY, -1, &sum, NULL);
+    int64_t min_seq = 0, max_seq = 0;
+    rc = sqlite3_prepare_v2(s->db, SQL_BLOCKS_SUMMARY, -1, &sum, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(sum)) == SQLITE_ROW) {
         min_seq = sqlite3_column_int64(sum, 0);
         max_seq = sqlite3_column_int64(sum, 1);
-        count = sqlite3_column_int64(sum, 2);
         rc = SQLITE_OK;
     }
     sqlite3_finalize(sum);
@@ -933,31 +1174,15 @@ static int attach(tern_store *s, int *corrupt, char *err, size_t errcap)
     s->last_seq = hwm > max_seq ? hwm : max_seq;
     s->durable_seq = s->last_seq;
     s->hwm_db = s->hwm_c = hwm;
-    s->queued = s->queued_c = (uint64_t)count;
-    s->deleted_upto = s->deleted_upto_c = count > 0 ? min_seq - 1 : s->last_seq;
+    s->deleted_upto = s->deleted_upto_c = min_seq > 0 ? min_seq - 1 : s->last_seq;
     s->dropped_upto = s->dropped_upto_c = 0;
-
-    sqlite3_stmt *dev = s->st[ST_META_GET];
-    sqlite3_bind_text(dev, 1, META_DEVICE_ID, -1, SQLITE_STATIC);
-    s->device_set = 0;
-    rc = sqlite3_step(dev);
-    if (rc == SQLITE_ROW && sqlite3_column_type(dev, 0) == SQLITE_TEXT) {
-        tern_copy_field(s->device, sizeof s->device, (const char *)sqlite3_column_text(dev, 0));
-        s->device_set = 1;
-    }
-    rc = rc == SQLITE_ROW ? SQLITE_DONE : rc;
-    int rc2 = sqlite3_reset(dev);
-    if (rc != SQLITE_DONE || rc2 != SQLITE_OK) {
-        rc = rc != SQLITE_DONE ? rc : rc2;
-        goto fail;
-    }
-    s->device_set_c = s->device_set;
+    block_enc_reset(&s->blk);
     rc = dict_load(s);
     if (rc != SQLITE_DONE)
         goto fail;
 
     step = "reconciling uplinks";
-    rc = reconcile_uplinks(s, count > 0 ? min_seq : 0);
+    rc = reconcile_uplinks(s, min_seq);
     if (rc != SQLITE_OK)
         goto fail;
     s->since_cap_check = CAP_CHECK_EVERY;
@@ -1008,8 +1233,12 @@ static uint64_t count_lost(const char *path, const char *vfs)
 {
     sqlite3 *db = NULL;
     int64_t n = 0;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, vfs) == SQLITE_OK)
-        query_int(db, "SELECT count(*) FROM readings", &n);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, vfs) == SQLITE_OK) {
+        int64_t v1 = 0;
+        query_int(db, SQL_BLOCKS_COUNT, &n);
+        if (query_int(db, SQL_V1_COUNT, &v1) == SQLITE_DONE && v1 > 0)
+            n = (n > 0 ? n : 0) + v1;
+    }
     sqlite3_close(db);
     return n > 0 ? (uint64_t)n : 0;
 }
@@ -1124,23 +1353,22 @@ fail:
     return -1;
 }
 
-/* Binds a string column: the id of the text in the string table (added to
- * it inside the open transaction when new), or the text itself when the
- * table is full or off. Returns 0, or -1 after write_failed. */
-static int bind_str(tern_store *s, sqlite3_stmt *st, int col, const char *str, size_t cap)
+/* Sets one string field of a block item: the id of the text in the string
+ * table (added to it inside the open transaction when new), or the text
+ * itself when the table is full or off. Returns 0, or -1 after write_failed. */
+static int intern_str(tern_store *s, struct block_str *out, const char *str, size_t cap)
 {
     size_t len = strnlen(str, cap);
-    if (s->dict_off) {
-        sqlite3_bind_text(st, col, str, (int)len, SQLITE_STATIC);
+    out->id = 0;
+    out->text = str;
+    out->len = len;
+    if (s->dict_off)
         return 0;
-    }
     uint32_t id = strdict_find(s->dict, str, len);
     if (id == 0) {
         id = strdict_next_id(s->dict, len);
-        if (id == 0) {
-            sqlite3_bind_text(st, col, str, (int)len, SQLITE_STATIC);
+        if (id == 0)
             return 0;
-        }
         sqlite3_stmt *ins = s->st[ST_STR_INSERT];
         sqlite3_bind_int64(ins, 1, id);
         sqlite3_bind_text(ins, 2, str, (int)len, SQLITE_STATIC);
@@ -1150,11 +1378,10 @@ static int bind_str(tern_store *s, sqlite3_stmt *st, int col, const char *str, s
             /* Out of memory: the row exists but is not mirrored; reloading
              * later fixes that, inline text is right meanwhile. */
             s->dict_off = 1;
-            sqlite3_bind_text(st, col, str, (int)len, SQLITE_STATIC);
             return 0;
         }
     }
-    sqlite3_bind_int64(st, col, id);
+    out->id = id;
     return 0;
 }
 
@@ -1188,7 +1415,6 @@ int tern_store_append(tern_store *s, struct tern_reading *r, size_t n)
         return -1;
     if (!s->db)
         return -1;
-    sqlite3_stmt *ins = s->st[ST_INSERT];
     for (size_t i = 0; i < n; i++) {
         struct tern_reading *x = &r[i];
         x->epoch = s->epoch;
@@ -1201,36 +1427,20 @@ int tern_store_append(tern_store *s, struct tern_reading *r, size_t n)
         }
         if (ensure_txn(s) < 0)
             goto lost;
-        size_t dlen = strnlen(x->device_id, sizeof x->device_id);
-        if (!s->device_set) {
-            tern_copy_field(s->device, sizeof s->device, x->device_id);
-            sqlite3_stmt *put = s->st[ST_META_PUT];
-            sqlite3_bind_text(put, 1, META_DEVICE_ID, -1, SQLITE_STATIC);
-            sqlite3_bind_text(put, 2, x->device_id, (int)dlen, SQLITE_STATIC);
-            if (run_write(s, put, "meta update") < 0)
-                goto lost;
-            s->device_set = 1;
-        }
+        if (block_enc_full(&s->blk) && flush_block(s) < 0)
+            goto lost;
+        struct block_item it = {.ts_ms = x->ts_ms, .flags = x->flags, .value = x->value};
+        if (intern_str(s, &it.str[BLOCK_DEVICE], x->device_id, sizeof x->device_id) < 0 ||
+            intern_str(s, &it.str[BLOCK_SENSOR], x->sensor, sizeof x->sensor) < 0 ||
+            intern_str(s, &it.str[BLOCK_METRIC], x->metric, sizeof x->metric) < 0 ||
+            intern_str(s, &it.str[BLOCK_UNIT], x->unit, sizeof x->unit) < 0 ||
+            intern_str(s, &it.str[BLOCK_TAGS], x->tags, sizeof x->tags) < 0)
+            goto lost;
         int64_t seq = s->last_seq + 1;
-        sqlite3_bind_int64(ins, 1, seq);
-        sqlite3_bind_int64(ins, 2, x->ts_ms);
-        if (strncmp(x->device_id, s->device, sizeof x->device_id) == 0)
-            sqlite3_bind_null(ins, 3);
-        else
-            sqlite3_bind_text(ins, 3, x->device_id, (int)dlen, SQLITE_STATIC);
-        if (bind_str(s, ins, 4, x->sensor, sizeof x->sensor) < 0 ||
-            bind_str(s, ins, 5, x->metric, sizeof x->metric) < 0 ||
-            bind_str(s, ins, 6, x->unit, sizeof x->unit) < 0 ||
-            bind_str(s, ins, 8, x->tags, sizeof x->tags) < 0)
-            goto lost;
-        sqlite3_bind_double(ins, 7, x->value);
-        sqlite3_bind_int64(ins, 9, x->flags);
-        if (run_write(s, ins, "append") < 0)
-            goto lost;
+        block_enc_put(&s->blk, seq, &it);
         x->seq = seq;
         s->last_seq = seq;
         s->pending++;
-        s->queued++;
         s->appended++;
         if (s->pending >= s->commit_every && commit(s) < 0) {
             /* This call's readings up to here were counted by write_failed. */
@@ -1302,41 +1512,30 @@ int tern_store_uplink(const tern_store *s, const char *name)
     return -1;
 }
 
-/* Copies a text column into a fixed-size field, always terminated. */
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+/* Copies a string field of a decoded reading into a fixed-size field:
+ * text resolved through the dictionary, or inline. Returns -1 only while
+ * the dictionary is off (a transient state). */
+static int copy_str(tern_store *s, char *dst, size_t cap, const struct block_str *x)
 {
-    const unsigned char *p = sqlite3_column_text(st, col);
-    size_t len = p ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    const char *t = x->text;
+    size_t len = x->len;
+    if (x->id != 0) {
+        if (s->dict_off)
+            return -1;
+        t = strdict_get(s->dict, x->id, &len);
+        if (!t) {
+            /* A reading pointing at no string: damaged data, keep it readable. */
+            if (!s->dangling_logged)
+                TERN_WARN("storage: reading refers to an unknown string id");
+            s->dangling_logged = 1;
+            len = 0;
+            t = "";
+        }
+    }
     if (len >= cap)
         len = cap - 1;
     if (len)
-        memcpy(dst, p, len);
-    dst[len] = '\0';
-}
-
-/* Copies a string column: an id resolved through the dictionary, or text.
- * Returns -1 only while the dictionary is off (a transient state). */
-static int copy_str(tern_store *s, char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-    if (sqlite3_column_type(st, col) != SQLITE_INTEGER) {
-        copy_col(dst, cap, st, col);
-        return 0;
-    }
-    if (s->dict_off)
-        return -1;
-    size_t len = 0;
-    const char *t = strdict_get(s->dict, (uint32_t)sqlite3_column_int64(st, col), &len);
-    if (!t) {
-        /* A reading pointing at no string: damaged data, keep it readable. */
-        if (!s->dangling_logged)
-            TERN_WARN("storage: reading refers to an unknown string id");
-        s->dangling_logged = 1;
-        len = 0;
-        t = "";
-    }
-    if (len >= cap)
-        len = cap - 1;
-    memcpy(dst, t, len);
+        memcpy(dst, t, len);
     dst[len] = '\0';
     return 0;
 }
@@ -1352,43 +1551,54 @@ int tern_store_read(tern_store *s, int uplink, int64_t after_seq, struct tern_re
     int64_t lo = cursor_of(s, u);
     if (after_seq > lo)
         lo = after_seq;
-    sqlite3_stmt *st = s->st[ST_READ];
-    sqlite3_bind_int64(st, 1, lo);
-    sqlite3_bind_int64(st, 2, s->durable_seq);
     size_t k = 0;
-    int rc = SQLITE_DONE;
-    while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, RC_SEQ);
+    int r = 0;
+    struct walk w;
+    walk_start(&w, s, lo);
+    while (k < max) {
+        int64_t seq;
+        struct block_item it;
+        r = walk_next(&w, &seq, &it);
+        if (r == -2) {
+            /* Skip the damaged block, for every uplink (once: it is then
+             * in their acked sets). */
+            if (ackset_covering(&u->acks, w.first) < w.last)
+                bad_block(s, w.first, w.last);
+            if (w.last > w.after)
+                w.after = w.last;
+            continue;
+        }
+        if (r != 1 || seq > s->durable_seq)
+            break; /* uncommitted readings are never handed out */
         int64_t skip = ackset_covering(&u->acks, seq);
         if (skip) {
-            /* Acked out of order: jump past the acked run. */
-            sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, skip);
+            /* Acked out of order: jump past the acked run, seeking anew when
+             * it ends beyond this block. */
+            if (skip > w.last) {
+                walk_end(&w);
+                walk_start(&w, s, skip);
+            } else {
+                w.after = skip;
+            }
             continue;
         }
         struct tern_reading *x = &out[k++];
         x->seq = seq;
         x->epoch = s->epoch;
-        x->ts_ms = sqlite3_column_int64(st, RC_TS);
-        if (sqlite3_column_type(st, RC_DEVICE) == SQLITE_NULL)
-            memcpy(x->device_id, s->device, sizeof x->device_id);
-        else
-            copy_col(x->device_id, sizeof x->device_id, st, RC_DEVICE);
-        if (copy_str(s, x->sensor, sizeof x->sensor, st, RC_SENSOR) < 0 ||
-            copy_str(s, x->metric, sizeof x->metric, st, RC_METRIC) < 0 ||
-            copy_str(s, x->unit, sizeof x->unit, st, RC_UNIT) < 0 ||
-            copy_str(s, x->tags, sizeof x->tags, st, RC_TAGS) < 0) {
-            sqlite3_reset(st);
+        x->ts_ms = it.ts_ms;
+        x->value = it.value;
+        x->flags = it.flags;
+        if (copy_str(s, x->device_id, sizeof x->device_id, &it.str[BLOCK_DEVICE]) < 0 ||
+            copy_str(s, x->sensor, sizeof x->sensor, &it.str[BLOCK_SENSOR]) < 0 ||
+            copy_str(s, x->metric, sizeof x->metric, &it.str[BLOCK_METRIC]) < 0 ||
+            copy_str(s, x->unit, sizeof x->unit, &it.str[BLOCK_UNIT]) < 0 ||
+            copy_str(s, x->tags, sizeof x->tags, &it.str[BLOCK_TAGS]) < 0) {
+            walk_end(&w);
             return -1;
         }
-        x->value = sqlite3_column_double(st, RC_VALUE);
-        x->flags = (uint32_t)sqlite3_column_int64(st, RC_FLAGS);
-        rc = SQLITE_DONE;
     }
-    int rc2 = sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        if (is_corrupt_rc(rc) || is_corrupt_rc(rc2))
-            s->corrupt = 1;
+    int rc = walk_end(&w);
+    if (r == -1 || rc != SQLITE_OK) {
         TERN_DEBUG("storage: read failed: %s", sqlite3_errstr(rc));
         return -1;
     }
@@ -1430,11 +1640,15 @@ void tern_store_stats(tern_store *s, struct tern_store_stats *out)
     out->epoch = s->epoch;
     out->last_seq = s->last_seq;
     out->durable_seq = s->durable_seq;
-    out->queued = s->queued;
-    if (s->db && s->queued > 0) {
-        int64_t ts = 0;
-        if (step_int(s->st[ST_OLDEST_TS], &ts) == SQLITE_DONE)
-            out->oldest_ts_ms = ts;
+    out->queued = queued_now(s);
+    if (s->db && out->queued > 0) {
+        int64_t seq;
+        struct block_item it;
+        struct walk w;
+        walk_start(&w, s, min_cursor(s));
+        if (walk_next(&w, &seq, &it) == 1)
+            out->oldest_ts_ms = it.ts_ms;
+        walk_end(&w);
     }
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", s->path);

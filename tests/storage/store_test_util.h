@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block.h"
 #include "clock.h"
 #include "reading.h"
 #include "storage.h"
@@ -141,6 +142,69 @@ static inline int64_t util_query_int(const char *path, const char *sql)
     }
     sqlite3_close(db);
     return v;
+}
+
+/* What the blocks of a store file hold, decoded with plain SQLite (the file
+ * as it is on disk, not what the store API says). */
+struct util_scan {
+    int64_t readings;    /* decoded readings in all blocks */
+    int64_t in_range;    /* of them, with lo < seq <= hi */
+    int64_t bad_values;  /* readings whose value is not their seq (util_reading) */
+    int64_t bad_blocks;  /* blocks that do not decode to last-first+1 readings */
+    int64_t max_seq;
+    int64_t tags_id, tags_inline; /* how the tags field was stored */
+};
+
+/* Scans every block of db. With check_values, counts the readings whose
+ * value is not their seq (the crash tests append such readings). Returns 0,
+ * or -1 on a SQLite error. */
+static inline int util_scan_db(sqlite3 *db, int64_t lo, int64_t hi, int check_values,
+                               struct util_scan *r)
+{
+    memset(r, 0, sizeof *r);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT last_seq, first_seq, data FROM blocks ORDER BY last_seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t last = sqlite3_column_int64(st, 0), seq = sqlite3_column_int64(st, 1);
+        struct block_dec d;
+        struct block_item it;
+        block_dec_init(&d, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+        int k;
+        while ((k = block_dec_next(&d, &it)) == 1) {
+            r->readings++;
+            if (seq > lo && seq <= hi)
+                r->in_range++;
+            if (check_values && it.value != (double)seq)
+                r->bad_values++;
+            if (it.str[BLOCK_TAGS].id)
+                r->tags_id++;
+            else
+                r->tags_inline++;
+            if (seq > r->max_seq)
+                r->max_seq = seq;
+            seq++;
+        }
+        if (k != 0 || seq != last + 1)
+            r->bad_blocks++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* util_scan_db on a closed store file. */
+static inline int util_scan(const char *path, int64_t lo, int64_t hi, int check_values,
+                            struct util_scan *r)
+{
+    sqlite3 *db = NULL;
+    int rc = -1;
+    memset(r, 0, sizeof *r);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        rc = util_scan_db(db, lo, hi, check_values, r);
+    sqlite3_close(db);
+    return rc;
 }
 
 #endif

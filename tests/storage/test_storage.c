@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "sql.h"
 #include "store_test_util.h"
 
 static int setup(void **state)
@@ -217,7 +218,7 @@ static void test_seq_never_reused(void **state)
     tern_store_stats(s, &st);
     assert_int_equal(st.queued, 0);
     tern_store_close(s);
-    assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM readings"), 0);
+    assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM blocks"), 0);
 
     s = open1(f->path);
     struct tern_reading r;
@@ -339,7 +340,11 @@ static void test_uplink_config_change(void **state)
     assert_int_equal(tern_store_ack(s, 0, 1, 10), 0);
     assert_int_equal(tern_store_ack(s, 1, 1, 5), 0);
     tern_store_close(s);
-    assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM readings"), 5);
+    /* 6..10 are still owed to b (1..5 share their block, which stays whole). */
+    struct util_scan sc;
+    assert_int_equal(util_scan(f->path, 5, 10, 0, &sc), 0);
+    assert_int_equal(sc.in_range, 5);
+    assert_int_equal(sc.bad_blocks, 0);
 
     /* b is forgotten; c is new and starts at the oldest queued reading (6). */
     s = open_with(f->path, ac, 2, 1000, 0, 0);
@@ -577,10 +582,11 @@ static void test_string_dictionary(void **state)
     }
     assert_int_equal(seen, total);
     tern_store_close(s);
-    assert_true(util_query_int(f->path, "SELECT count(*) FROM readings WHERE typeof(tags) = "
-                                        "'integer'") > 0);
-    assert_true(util_query_int(f->path, "SELECT count(*) FROM readings WHERE typeof(tags) = "
-                                        "'text'") > 0);
+    struct util_scan sc;
+    assert_int_equal(util_scan(f->path, 0, INT64_MAX, 0, &sc), 0);
+    assert_true(sc.tags_id > 0);     /* while the dictionary had room */
+    assert_true(sc.tags_inline > 0); /* once it was full */
+    assert_int_equal(sc.bad_blocks, 0);
     assert_true(util_query_int(f->path, "SELECT count(*) FROM strings") > 2048);
 
     s = open_with(f->path, one_uplink, 1, 500, 0, 0);
@@ -590,8 +596,9 @@ static void test_string_dictionary(void **state)
     assert_int_equal(tern_store_append(s, r, 1), 0);
     assert_int_equal(tern_store_flush(s), 0);
     tern_store_close(s);
-    /* Reset, then only the new reading's strings. */
-    assert_true(util_query_int(f->path, "SELECT count(*) FROM strings") <= 4);
+    /* Reset, then only the new reading's strings (device, sensor, metric,
+     * unit, tags). */
+    assert_true(util_query_int(f->path, "SELECT count(*) FROM strings") <= 5);
     s = open_with(f->path, one_uplink, 1, 500, 0, 0);
     size_t n = 0;
     assert_int_equal(tern_store_read(s, 0, 0, out, 100, &n), 0);
@@ -629,6 +636,149 @@ static void test_alloc_failures(void **state)
     assert_true(ok > 0);
 }
 
+/* Writes a schema version 1 file (one row per reading, as the first
+ * release stored them) with readings from..to of util_reading: sensor and
+ * metric as string ids, unit inline, device NULL (= meta device_id). When
+ * blocks_upto > 0, readings from..blocks_upto are instead already in a
+ * blocks table, as an interrupted conversion leaves them. */
+static void make_v1(const char *path, int64_t from, int64_t to, int64_t blocks_upto)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *ddl =
+        "PRAGMA journal_mode = WAL;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
+        "CREATE TABLE readings(seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, device TEXT,"
+        " sensor NOT NULL, metric NOT NULL, unit NOT NULL, value REAL NOT NULL,"
+        " tags NOT NULL, flags INTEGER NOT NULL);"
+        "CREATE TABLE strings(id INTEGER PRIMARY KEY, text TEXT NOT NULL);"
+        "CREATE TABLE uplinks(name TEXT PRIMARY KEY NOT NULL, acked_seq INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "INSERT INTO meta VALUES('epoch', 77), ('schema_version', 1), ('device_id', 'pi-01'),"
+        " ('created_ms', 1);"
+        "INSERT INTO strings VALUES(1, 'env0'), (2, 'env1'), (3, 'env2'), (4, 'env3'),"
+        " (5, 'temperature'), (6, 'humidity'), (7, '{\"site\":\"lab\"}'), (8, 'pi-01');"
+        "INSERT INTO uplinks VALUES('mqtt', 0);";
+    assert_int_equal(sqlite3_exec(db, ddl, NULL, NULL, NULL), SQLITE_OK);
+    char sql[160];
+    snprintf(sql, sizeof sql, "INSERT INTO meta VALUES('seq_hwm', %" PRId64 ")", to);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *ins = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO readings VALUES(?1, ?2, NULL, ?3, ?4, ?5,"
+                                        " ?6, 7, 0)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    struct block_enc *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    block_enc_reset(b);
+    if (blocks_upto > 0)
+        assert_int_equal(sqlite3_exec(db, SQL_CREATE_BLOCKS, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    for (int64_t seq = from; seq <= to; seq++) {
+        struct tern_reading r;
+        util_reading(&r, seq);
+        if (seq <= blocks_upto) {
+            struct block_item it = {.ts_ms = 1000 + seq, .value = r.value};
+            it.str[BLOCK_DEVICE].id = 8;
+            it.str[BLOCK_SENSOR].id = (uint32_t)(1 + seq % 4);
+            it.str[BLOCK_METRIC].id = (seq % 2) ? 6 : 5;
+            it.str[BLOCK_UNIT].text = r.unit;
+            it.str[BLOCK_UNIT].len = strlen(r.unit);
+            it.str[BLOCK_TAGS].id = 7;
+            block_enc_put(b, seq, &it);
+            if (block_enc_full(b) || seq == blocks_upto) {
+                sqlite3_stmt *bi = NULL;
+                assert_int_equal(sqlite3_prepare_v2(db, SQL_BLOCKS_INSERT, -1, &bi, NULL),
+                                 SQLITE_OK);
+                sqlite3_bind_int64(bi, 1, seq);
+                sqlite3_bind_int64(bi, 2, b->first_seq);
+                sqlite3_bind_blob(bi, 3, b->buf, (int)b->len, SQLITE_STATIC);
+                assert_int_equal(sqlite3_step(bi), SQLITE_DONE);
+                sqlite3_finalize(bi);
+                block_enc_reset(b);
+            }
+            continue;
+        }
+        sqlite3_bind_int64(ins, 1, seq);
+        sqlite3_bind_int64(ins, 2, 1000 + seq);
+        sqlite3_bind_int64(ins, 3, 1 + seq % 4);
+        sqlite3_bind_int64(ins, 4, (seq % 2) ? 6 : 5);
+        sqlite3_bind_text(ins, 5, r.unit, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(ins, 6, r.value);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+    }
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_finalize(ins);
+    free(b);
+    sqlite3_close(db);
+}
+
+/* Reads everything pending for uplink 0 and checks it is exactly
+ * util_reading(from..to) with the v1 fixture's timestamps. */
+static void expect_v1_readings(tern_store *s, int64_t from, int64_t to)
+{
+    struct tern_reading out[100];
+    int64_t after = 0, want = from;
+    size_t n;
+    do {
+        assert_int_equal(tern_store_read(s, 0, after, out, 100, &n), 0);
+        for (size_t i = 0; i < n; i++, want++) {
+            struct tern_reading r;
+            util_reading(&r, want);
+            assert_int_equal(out[i].seq, want);
+            assert_int_equal(out[i].epoch, 77);
+            assert_int_equal(out[i].ts_ms, 1000 + want);
+            assert_true(out[i].value == r.value);
+            assert_string_equal(out[i].device_id, "pi-01");
+            assert_string_equal(out[i].sensor, r.sensor);
+            assert_string_equal(out[i].metric, r.metric);
+            assert_string_equal(out[i].unit, r.unit);
+            assert_string_equal(out[i].tags, r.tags);
+        }
+        if (n)
+            after = out[n - 1].seq;
+    } while (n > 0);
+    assert_int_equal(want, to + 1);
+}
+
+/* An agent upgraded with a backlog in a version 1 file keeps every reading,
+ * with its epoch and seq, and goes on numbering after them. */
+static void test_migrate_v1(void **state)
+{
+    struct util_fx *f = *state;
+    make_v1(f->path, 1, 70000, 0);
+    tern_store *s = open1(f->path);
+    assert_int_equal(tern_store_epoch(s), 77);
+    expect_v1_readings(s, 1, 70000);
+    struct tern_reading r;
+    util_reading(&r, 1);
+    assert_int_equal(tern_store_append(s, &r, 1), 0);
+    assert_int_equal(r.seq, 70001);
+    tern_store_close(s);
+    assert_int_equal(util_query_int(f->path, "SELECT value FROM meta WHERE key='schema_version'"),
+                     TERN_STORE_SCHEMA_VERSION);
+    assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE "
+                                             "name='readings'"),
+                     0);
+    assert_true(util_integrity_ok(f->path));
+}
+
+/* A conversion interrupted between two of its transactions goes on. */
+static void test_migrate_v1_interrupted(void **state)
+{
+    struct util_fx *f = *state;
+    make_v1(f->path, 1, 500, 200);
+    tern_store *s = open1(f->path);
+    expect_v1_readings(s, 1, 500);
+    tern_store_close(s);
+    struct util_scan sc;
+    assert_int_equal(util_scan(f->path, 0, 500, 0, &sc), 0);
+    assert_int_equal(sc.in_range, 500);
+    assert_int_equal(sc.bad_blocks, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +798,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats_bytes_written, setup, util_fx_teardown),
         cmocka_unit_test_setup_teardown(test_string_dictionary, setup, util_fx_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failures, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1_interrupted, setup, util_fx_teardown),
     };
     tern_log_init("test_storage", TERN_LOG_WARN, 0);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -241,6 +241,61 @@ static void test_corruption_while_running(void **state)
     assert_true(util_integrity_ok(f->path));
 }
 
+/* A block whose bytes were damaged inside a sound SQLite file (a bit flip
+ * SQLite cannot see): its readings are lost and counted, every other one is
+ * delivered, and the queue moves on instead of failing on it forever. */
+static void test_damaged_block(void **state)
+{
+    struct util_fx *f = *state;
+    tern_store *s = open_ok(f->path);
+    struct tern_reading r[200];
+    for (int i = 0; i < 200; i++)
+        util_reading(&r[i], i);
+    assert_int_equal(tern_store_append(s, r, 200), 0);
+    tern_store_close(s);
+    /* Blocks hold 64 readings: 1-64, 65-128, 129-192, 193-200. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE blocks SET data = x'ff' WHERE last_seq = 128;"
+                                  "UPDATE blocks SET data = substr(data, 1, 40)"
+                                  " WHERE last_seq = 200",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    s = open_ok(f->path);
+    struct tern_reading out[300];
+    size_t n = 0, got = 0;
+    int64_t after = 0;
+    do {
+        assert_int_equal(tern_store_read(s, 0, after, out + got, 50, &n), 0);
+        if (n)
+            after = out[got + n - 1].seq;
+        got += n;
+    } while (n > 0);
+    assert_int_equal(got, 128);
+    for (size_t i = 0; i < got; i++) {
+        int64_t want = i < 64 ? (int64_t)i + 1 : (int64_t)i + 65;
+        assert_int_equal(out[i].seq, want);
+        assert_true(out[i].value == r[want - 1].value);
+        assert_string_equal(out[i].sensor, r[want - 1].sensor);
+    }
+    struct tern_store_stats st;
+    tern_store_stats(s, &st);
+    assert_int_equal(st.dropped[TERN_DROP_CORRUPT], 64 + 8);
+    assert_int_equal(st.corrupt_files_moved, 0);
+    assert_int_equal(tern_store_ack(s, 0, 1, 64), 0);
+    assert_int_equal(tern_store_ack(s, 0, 129, 192), 0);
+    assert_int_equal(tern_store_flush(s), 0);
+    tern_store_stats(s, &st);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(tern_store_acked_seq(s, 0), 200);
+    tern_store_close(s);
+    assert_int_equal(count_moved(f->dir), 0);
+    assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM blocks"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_file_is_new, setup, util_fx_teardown),
         cmocka_unit_test_setup_teardown(test_unmovable_fails_cleanly, setup, util_fx_teardown),
         cmocka_unit_test_setup_teardown(test_corruption_while_running, setup, util_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_block, setup, util_fx_teardown),
     };
     tern_log_init("test_storage_corrupt", TERN_LOG_ERROR, 0);
     return cmocka_run_group_tests(tests, NULL, NULL);

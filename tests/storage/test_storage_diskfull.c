@@ -127,11 +127,12 @@ static void run_disk_full(const char *path, const char *vfs, void (*make_room)(v
 
     /* Nothing durable was lost and every row is what was appended. */
     assert_true(util_integrity_ok(path));
-    int64_t rows = util_query_int(path, "SELECT count(*) FROM readings");
-    int64_t bad = util_query_int(path, "SELECT count(*) FROM readings WHERE value != seq");
-    assert_int_equal(bad, 0);
-    assert_true(rows >= durable);
-    assert_true(util_query_int(path, "SELECT max(seq) FROM readings") >= durable2);
+    struct util_scan sc;
+    assert_int_equal(util_scan(path, 0, INT64_MAX, 1, &sc), 0);
+    assert_int_equal(sc.bad_values, 0);
+    assert_int_equal(sc.bad_blocks, 0);
+    assert_true(sc.readings >= durable);
+    assert_true(sc.max_seq >= durable2);
     print_message("durable before full %" PRId64 ", after recovery %" PRId64 "\n", durable,
                   durable2);
 }
@@ -212,9 +213,11 @@ static void test_write_errors(void **state)
     assert_true(tern_store_durable_seq(s) > durable);
     tern_store_close(s);
     assert_true(util_integrity_ok(f->path));
-    assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM readings WHERE value != seq"),
-                     0);
-    assert_true(util_query_int(f->path, "SELECT count(*) FROM readings") > durable);
+    struct util_scan sc;
+    assert_int_equal(util_scan(f->path, 0, INT64_MAX, 1, &sc), 0);
+    assert_int_equal(sc.bad_values, 0);
+    assert_int_equal(sc.bad_blocks, 0);
+    assert_true(sc.readings > durable);
 }
 
 int main(void)

@@ -125,14 +125,12 @@ static void test_full_survives_power_loss(void **state)
         int64_t acked = util_query_int(f->path, "SELECT acked_seq FROM uplinks");
         int64_t hwm = util_query_int(f->path, "SELECT value FROM meta WHERE key='seq_hwm'");
         assert_true(hwm >= max_durable);
-        assert_int_equal(util_query_int(f->path, "SELECT count(*) FROM readings WHERE value != seq"),
-                         0);
+        struct util_scan sc;
+        assert_int_equal(util_scan(f->path, acked, max_durable, 1, &sc), 0);
+        assert_int_equal(sc.bad_values, 0);
+        assert_int_equal(sc.bad_blocks, 0);
         if (max_durable > acked) {
-            char sql[200];
-            snprintf(sql, sizeof sql,
-                     "SELECT count(*) FROM readings WHERE seq > %" PRId64 " AND seq <= %" PRId64,
-                     acked, max_durable);
-            int64_t present = util_query_int(f->path, sql);
+            int64_t present = sc.in_range;
             if (present != max_durable - acked)
                 fail_msg("trial %d: %" PRId64 " of %" PRId64 " durable readings survived", trial,
                          present, max_durable - acked);
