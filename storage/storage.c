@@ -367,24 +367,29 @@ static int meta_put_int(tern_store *s, const char *key, int64_t v)
     return run_write(s, st, "meta update");
 }
 
-/* Writes the block being filled as one row of the open transaction. */
-static int flush_block(tern_store *s)
+/* Inserts block b with st (SQL_BLOCKS_INSERT) and empties it; returns the
+ * SQLite code (SQLITE_DONE on success). */
+static int insert_block(sqlite3_stmt *st, struct block_enc *b)
 {
-    struct block_enc *b = &s->blk;
-    if (b->n == 0)
-        return 0;
-    if (ensure_txn(s) < 0)
-        return -1;
-    sqlite3_stmt *st = s->st[ST_INSERT];
     sqlite3_bind_int64(st, 1, b->first_seq + b->n - 1);
     sqlite3_bind_int64(st, 2, b->first_seq);
     sqlite3_bind_blob(st, 3, b->buf, (int)b->len, SQLITE_STATIC);
-    int rc = run_write(s, st, "append");
+    int rc = step_done(st);
     sqlite3_clear_bindings(st);
-    if (rc < 0)
+    if (rc == SQLITE_DONE)
+        block_enc_reset(b);
+    return rc;
+}
+
+/* Writes the block being filled as one row of the open transaction. */
+static int flush_block(tern_store *s)
+{
+    if (s->blk.n == 0)
+        return 0;
+    if (ensure_txn(s) < 0)
         return -1;
-    block_enc_reset(b);
-    return 0;
+    int rc = insert_block(s->st[ST_INSERT], &s->blk);
+    return rc == SQLITE_DONE ? 0 : write_failed(s, rc, "append");
 }
 
 /* Deletes the blocks wholly at or below what every uplink acknowledged (or
@@ -947,12 +952,8 @@ static int migrate_v1(tern_store *s)
                 }
             }
             if (b->n > 0 && (block_enc_full(b) || seq != b->first_seq + b->n)) {
-                sqlite3_bind_int64(ins, 1, b->first_seq + b->n - 1);
-                sqlite3_bind_int64(ins, 2, b->first_seq);
-                sqlite3_bind_blob(ins, 3, b->buf, (int)b->len, SQLITE_STATIC);
-                rc = step_done(ins);
+                rc = insert_block(ins, b);
                 rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-                block_enc_reset(b);
             }
             block_enc_put(b, seq, &it);
             upto = seq;
@@ -962,10 +963,7 @@ static int migrate_v1(tern_store *s)
             rc = SQLITE_OK;
         sqlite3_reset(rd);
         if (rc == SQLITE_OK && b->n > 0) {
-            sqlite3_bind_int64(ins, 1, b->first_seq + b->n - 1);
-            sqlite3_bind_int64(ins, 2, b->first_seq);
-            sqlite3_bind_blob(ins, 3, b->buf, (int)b->len, SQLITE_STATIC);
-            rc = step_done(ins);
+            rc = insert_block(ins, b);
             rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         }
         block_enc_reset(b);
