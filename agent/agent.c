@@ -1,5 +1,5 @@
 /* agent.c - see agent.h. The main thread is the only one touching the store
- * and the uplinks; sensor threads only push into the readq. */
+ * and the uplinks; the sensor pool's workers only push into the readq. */
 #include "agent.h"
 
 #include <errno.h>
@@ -12,21 +12,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef TERN_WITH_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #include "alloc.h"
 #include "clock.h"
 #include "clockfix.h"
 #include "forwarder.h"
 #include "log.h"
+#include "notify.h"
 #include "readq.h"
 #include "sensor.h"
 #include "status.h"
 #include "storage.h"
 
 #define POP_CHUNK 256 /* readings moved from the readq per append */
+/* How long a reload or shutdown waits for a sensor read in progress (a slow
+ * bus) before leaving it behind: bounds SIGHUP and SIGTERM. */
+#define SENSOR_STOP_MS 2000
 
 static volatile sig_atomic_t g_stop;
 static volatile sig_atomic_t g_reload;
@@ -36,6 +37,7 @@ struct tern_agent {
     char *config_path;
     tern_readq *q;
     tern_store *store;
+    tern_sensor_pool *pool;
     tern_sensor **sensors;
     size_t n_sensors;
     tern_forwarder **fw;
@@ -187,13 +189,6 @@ static void store_readings(tern_agent *a, size_t max_total)
 
 static int start_sensors(tern_agent *a, const struct tern_config *c, tern_sensor **out, size_t *n_out)
 {
-    /* Sensor threads must not take the process signals: the main loop does. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
     size_t n = 0;
     for (size_t i = 0; i < c->n_sensors; i++) {
         if (!c->sensors[i].c.enabled)
@@ -207,7 +202,7 @@ static int start_sensors(tern_agent *a, const struct tern_config *c, tern_sensor
             }
         if (!s) {
             char err[256];
-            s = tern_sensor_start(&c->sensors[i], a->q, c->agent.clock_check, err, sizeof err);
+            s = tern_sensor_start(a->pool, &c->sensors[i], a->q, c->agent.clock_check, err, sizeof err);
             if (!s) {
                 TERN_ERROR("%s", err);
                 continue;
@@ -215,9 +210,22 @@ static int start_sensors(tern_agent *a, const struct tern_config *c, tern_sensor
         }
         out[n++] = s;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     *n_out = n;
     return 0;
+}
+
+/* Frees a sensor whose stop was requested and whose readings are in the
+ * store; one still hanging in a read is left to its worker instead, so that a
+ * dead bus can neither wedge a reload nor make SIGTERM unbounded. */
+static void release_sensor(tern_sensor *s)
+{
+    if (tern_sensor_stop_until(s, 0) == 0) {
+        tern_sensor_free(s);
+        return;
+    }
+    TERN_WARN("sensor %s: a read still hangs after %d ms; leaving it behind (it is closed if the "
+              "read ever returns)", tern_sensor_name(s), SENSOR_STOP_MS);
+    tern_sensor_abandon(s);
 }
 
 static void retire_sensor(tern_agent *a, tern_sensor *s)
@@ -291,15 +299,18 @@ tern_agent *tern_agent_start(struct tern_config *cfg, const char *config_path, c
         }
     tern_clockfix_init(cfg->agent.data_dir, cfg->agent.clock_check, tern_store_durable_seq(a->store));
     tern_clockfix_tick();
+    a->pool = tern_sensor_pool_new(err, errcap);
+    if (!a->pool)
+        goto fail;
     start_sensors(a, cfg, a->sensors, &a->n_sensors);
     TERN_INFO("tern-agent %s started: device %s, %zu sensors, %zu uplinks, queue %s (epoch %016" PRIx64
               ", %" PRId64 " readings durable)",
               TERN_VERSION, cfg->device_id, a->n_sensors, a->n_fw, cfg->storage_path,
               tern_store_epoch(a->store), tern_store_durable_seq(a->store));
 #ifdef TERN_WITH_SYSTEMD
-    if (sd_watchdog_enabled(0, &a->watchdog_usec) <= 0)
+    if (!tern_notify_watchdog_usec(&a->watchdog_usec))
         a->watchdog_usec = 0;
-    sd_notify(0, "READY=1\nSTATUS=started");
+    tern_notify("READY=1\nSTATUS=started");
 #endif
     return a;
 oom:
@@ -374,6 +385,11 @@ static void build_status(tern_agent *a, struct text *t)
     add(t, "memq_depth=%zu\n", tern_readq_depth(a->q));
     add(t, "memq_capacity=%zu\n", tern_readq_cap(a->q));
     add(t, "memq_high_water=%zu\n", tern_readq_high_water(a->q));
+    struct tern_sensor_pool_stats ps;
+    tern_sensor_pool_get_stats(a->pool, &ps);
+    add(t, "sensor_threads=%zu\n", ps.workers);
+    add(t, "sensor_threads_busy=%zu\n", ps.busy);
+    add(t, "sensor_threads_high_water=%zu\n", ps.workers_high_water);
     uint64_t qfull = tern_readq_dropped(a->q);
     add(t, "readings_taken=%" PRIu64 "\n", tern_readq_pushed(a->q) + qfull);
     add(t, "readings_stored=%" PRIu64 "\n", a->stored);
@@ -451,14 +467,14 @@ static void notify(tern_agent *a, int64_t now)
     if (a->watchdog_usec && now - a->last_watchdog_ms >= (int64_t)(a->watchdog_usec / 2000)) {
         /* Fed only while healthy: a wedged agent gets restarted by systemd. */
         if (is_healthy(a, now))
-            sd_notify(0, "WATCHDOG=1");
+            tern_notify("WATCHDOG=1");
         a->last_watchdog_ms = now;
     }
     if (now - a->last_sd_status_ms >= 5000) {
         struct tern_store_stats ss;
         tern_store_stats(a->store, &ss);
-        sd_notifyf(0, "STATUS=%zu sensors, %" PRIu64 " readings queued, last seq %" PRId64 "%s",
-                   a->n_sensors, ss.queued, ss.last_seq, is_healthy(a, now) ? "" : ", UNHEALTHY");
+        tern_notifyf("STATUS=%zu sensors, %" PRIu64 " readings queued, last seq %" PRId64 "%s",
+                     a->n_sensors, ss.queued, ss.last_seq, is_healthy(a, now) ? "" : ", UNHEALTHY");
         a->last_sd_status_ms = now;
     }
 #else
@@ -538,15 +554,16 @@ static void reload(tern_agent *a)
     start_sensors(a, nc, ns, &n_ns);
     /* What is left in a->sensors was removed or changed: stop it, then move
      * its last readings (still pointing at it) into the store before freeing. */
+    int64_t deadline = tern_mono_ms() + SENSOR_STOP_MS;
     for (size_t i = 0; i < a->n_sensors; i++)
         if (a->sensors[i])
-            tern_sensor_stop(a->sensors[i]);
+            tern_sensor_stop_until(a->sensors[i], deadline);
     struct tern_config *old_cfg = a->cfg;
     store_readings(a, (size_t)-1);
     for (size_t i = 0; i < a->n_sensors; i++)
         if (a->sensors[i]) {
             retire_sensor(a, a->sensors[i]);
-            tern_sensor_free(a->sensors[i]);
+            release_sensor(a->sensors[i]);
         }
     tern_free(a->sensors);
     a->sensors = ns;
@@ -632,11 +649,12 @@ void tern_agent_free(tern_agent *a)
     if (!a)
         return;
 #ifdef TERN_WITH_SYSTEMD
-    sd_notify(0, "STOPPING=1");
+    tern_notify("STOPPING=1");
 #endif
     /* Stop polling first, then make everything taken durable. */
+    int64_t deadline = tern_mono_ms() + SENSOR_STOP_MS;
     for (size_t i = 0; i < a->n_sensors; i++)
-        tern_sensor_stop(a->sensors[i]);
+        tern_sensor_stop_until(a->sensors[i], deadline);
     if (a->store && a->q) {
         store_readings(a, (size_t)-1);
         tern_store_flush(a->store);
@@ -662,8 +680,9 @@ void tern_agent_free(tern_agent *a)
     }
     tern_store_close(a->store);
     for (size_t i = 0; i < a->n_sensors; i++)
-        tern_sensor_free(a->sensors[i]);
+        release_sensor(a->sensors[i]);
     tern_free(a->sensors);
+    tern_sensor_pool_free(a->pool);
     tern_readq_free(a->q);
     tern_status_close(a->status_fd, a->status_path);
     tern_config_free(a->cfg);

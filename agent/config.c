@@ -674,14 +674,18 @@ static int parse_entries(struct tern_config *c, struct parse_ctx *p, struct errb
             }
         } else if (strncmp(r->section, "uplink.", 7) == 0) {
             const char *name = r->section + 7;
-            const struct tern_uplink_ops *ops = tern_uplink_find(name);
+            char lerr[512];
+            const struct tern_uplink_ops *ops = tern_uplink_load(name, lerr, sizeof lerr);
             if (!ops) {
                 const char *cands[16];
                 size_t n = 0;
-                const struct tern_uplink_ops *const *all = tern_uplinks();
-                for (; all[n] && n < 16; n++)
-                    cands[n] = all[n]->name;
-                const char *hint = tern_did_you_mean(name, cands, n);
+                const char *const *all = tern_uplink_names();
+                int known = 0;
+                for (; all[n] && n < 16; n++) {
+                    cands[n] = all[n];
+                    known |= strcmp(all[n], name) == 0;
+                }
+                const char *hint = known ? NULL : tern_did_you_mean(name, cands, n);
                 if (!find_uplink(c, name)) {
                     /* Report the section once, not once per key. */
                     struct tern_uplink_cfg *nu = tern_realloc(c->uplinks, (c->n_uplinks + 1) * sizeof *nu);
@@ -694,7 +698,10 @@ static int parse_entries(struct tern_config *c, struct parse_ctx *p, struct errb
                     if (!c->uplinks[c->n_uplinks].name)
                         return -1;
                     c->n_uplinks++;
-                    if (hint)
+                    if (known)
+                        err_add(e, file, r->line, "[%s] the %s uplink cannot be loaded: %s",
+                                r->section, name, lerr);
+                    else if (hint)
                         err_add(e, file, r->line, "[%s] unknown uplink '%s' (did you mean '%s'?)",
                                 r->section, name, hint);
                     else
@@ -1090,9 +1097,9 @@ void tern_config_doc(FILE *f)
     doc_table(f, agent_keys);
     fprintf(f, "\n## [storage]\n\nThe durable queue (SQLite, WAL) every reading enters before it is sent.\n\n");
     doc_table(f, storage_keys);
-    fprintf(f, "\n## [sensor.NAME]\n\nA sensor is a configured instance of a driver, polled in its own "
-               "thread. NAME (letters, digits, `. _ - :`) is the `sensor` field of its readings. "
-               "Keys every sensor has:\n\n");
+    fprintf(f, "\n## [sensor.NAME]\n\nA sensor is a configured instance of a driver, polled on its own "
+               "interval; a slow or failing sensor never delays the others. NAME (letters, digits, "
+               "`. _ - :`) is the `sensor` field of its readings. Keys every sensor has:\n\n");
     doc_table(f, sensor_keys);
     const struct tern_driver *const *drv = tern_drivers();
     for (size_t i = 0; drv && drv[i]; i++) {

@@ -64,6 +64,11 @@ size_t tern_readq_pop(tern_readq *q, struct tern_readq_item *out, size_t max)
         out[i] = q->ring[(q->head + i) % q->cap];
     q->head = (q->head + n) % q->cap;
     q->len -= n;
+    /* Emptied (the usual case: the main thread drains it every loop): start
+     * over at slot 0, so only as much of the ring as the deepest backlog is
+     * ever touched and resident, not the whole ring as head goes round. */
+    if (q->len == 0)
+        q->head = 0;
     pthread_mutex_unlock(&q->mu);
     return n;
 }

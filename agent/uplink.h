@@ -70,8 +70,16 @@ struct tern_uplink_ops {
     void (*close)(void *state);
 };
 
-/* NULL-terminated list of the uplinks built in (depends on build options). */
+/* NULL-terminated list of the uplinks available: built in, plus those of
+ * the loadable modules (uplink.c) that load. Loads every module. */
 const struct tern_uplink_ops *const *tern_uplinks(void);
+/* NULL-terminated names of every uplink this build knows, loaded or not. */
+const char *const *tern_uplink_names(void);
+/* The uplink called name, loading its module on first use. NULL when it is
+ * not built in or its module cannot be loaded; err (may be NULL) then says
+ * which ("not built in", or the loader's message). Main thread only. */
+const struct tern_uplink_ops *tern_uplink_load(const char *name, char *err, size_t errcap);
+/* tern_uplink_load without the message. */
 const struct tern_uplink_ops *tern_uplink_find(const char *name);
 
 #endif

@@ -4,7 +4,9 @@
 #                           mosquitto with QoS 1 (acked on PUBACK); goal >= 300000
 #   rss_kib                 VmRSS of the agent running 50 sim sensors at 10 Hz for
 #                           30 s (goal <= 4096); rss_anon_kib is its private part
-#                           (shared library pages excluded)
+#                           (shared library pages excluded), rss_file_kib the
+#                           mapped library and binary pages, steady_threads the
+#                           agent's threads (sensors run on a small pool)
 #   cpu_ms_per_1k_readings  CPU (user+sys) of that run per 1000 readings
 #
 # Uses the mosquitto of the stack at TERN_PORT_BASE/TERN_STACK_DIR when it is
@@ -100,6 +102,8 @@ c1="$(cpu)"; s1="$(status "$work/rss" last_seq)"
 rss="$(awk '/^VmRSS:/{print $2}' "/proc/$agent_pid/status")"
 hwm="$(awk '/^VmHWM:/{print $2}' "/proc/$agent_pid/status")"
 anon="$(awk '/^RssAnon:/{print $2}' "/proc/$agent_pid/status")"
+file="$(awk '/^RssFile:/{print $2}' "/proc/$agent_pid/status")"
+threads="$(awk '/^Threads:/{print $2}' "/proc/$agent_pid/status")"
 sent_behind=$(( s1 - $(status "$work/rss" uplink.mqtt.acked_seq) ))
 kill "$agent_pid"; wait "$agent_pid" || true; agent_pid=""
 n=$(( s1 - s0 ))
@@ -109,5 +113,7 @@ echo "steady_unacked_at_end=$sent_behind"
 echo "rss_kib=$rss"
 echo "rss_peak_kib=$hwm"
 echo "rss_anon_kib=$anon"
+echo "rss_file_kib=$file"
+echo "steady_threads=$threads"
 awk -v c="$((c1 - c0))" -v t="$tick" -v n="$n" \
   'BEGIN { printf "cpu_ms_per_1k_readings=%.2f\n", (n > 0 ? c * 1000 / t / (n / 1000) : 0) }'
