@@ -253,14 +253,20 @@ static int64_t min_cursor(const tern_store *s)
     return m;
 }
 
+/* The highest seq no uplink still owes: every reading at or below it is
+ * acknowledged by all, dropped, or deleted. */
+static int64_t owed_after(const tern_store *s)
+{
+    int64_t m = min_cursor(s);
+    return m > s->deleted_upto ? m : s->deleted_upto;
+}
+
 /* Readings stored and not yet acknowledged by every uplink (nor dropped).
  * Acknowledged readings may still sit in a partly acknowledged block; they
  * are not counted. */
 static uint64_t queued_now(const tern_store *s)
 {
-    int64_t lo = min_cursor(s);
-    if (lo < s->deleted_upto)
-        lo = s->deleted_upto;
+    int64_t lo = owed_after(s);
     return s->last_seq > lo ? (uint64_t)(s->last_seq - lo) : 0;
 }
 
@@ -437,9 +443,7 @@ static int delete_acked(tern_store *s)
  * 0, or -1 when the delete failed. */
 static int drop_upto(tern_store *s, int64_t upto, enum tern_drop_reason reason)
 {
-    int64_t from = min_cursor(s);
-    if (from < s->deleted_upto)
-        from = s->deleted_upto;
+    int64_t from = owed_after(s);
     if (upto > s->last_seq)
         upto = s->last_seq;
     if (upto <= from)
@@ -671,8 +675,7 @@ static int enforce_cap(tern_store *s)
     if (k > queued)
         k = queued;
     /* Seqs are consecutive: the k oldest unacknowledged end at from + k. */
-    int64_t from = min_cursor(s) > s->deleted_upto ? min_cursor(s) : s->deleted_upto;
-    return drop_upto(s, from + (int64_t)k, TERN_DROP_OVERFLOW_OLDEST);
+    return drop_upto(s, owed_after(s) + (int64_t)k, TERN_DROP_OVERFLOW_OLDEST);
 }
 
 /* Drops the oldest readings whose timestamp is past max_age_ms. Only a
