@@ -7,7 +7,8 @@
 #   checks the relay binary, makes $work, starts SERVICE... on a private port
 #   block (TERN_BENCH_PORT_BASE, default PORT_BASE) unless
 #   TERN_BENCH_USE_STACK=1, and stops them on exit. Sets: bench, build,
-#   relay, rows, compression, work, relay_pid; defines ch and now.
+#   relay, rows, compression, format, work, relay_pid; defines ch and now.
+#   The relay's config sets clickhouse.insert_format = $format.
 relay_bench_setup() {
   bench="$1"
   local port_base="$2"
@@ -17,6 +18,7 @@ relay_bench_setup() {
   [ -x "$relay" ] || { echo "$bench: $relay not built" >&2; exit 2; }
   rows="${TERN_BENCH_ROWS:-1000000}"
   compression="${TERN_BENCH_COMPRESSION:-none}"
+  format="${TERN_BENCH_FORMAT:-rowbinary}"
   work="$(mktemp -d "${TMPDIR:-/tmp}/tern-bench-$bench.XXXXXX")"
   relay_bench_started=0
   relay_pid=""
@@ -33,6 +35,7 @@ relay_bench_setup() {
 }
 
 relay_bench_cleanup() {
+  [ -n "${poller:-}" ] && kill "$poller" 2>/dev/null || true
   [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null || true
   if [ "$relay_bench_started" = 1 ]; then "$repo/compose/local/stack" down >/dev/null 2>&1 || true; fi
   [ -n "${TERN_BENCH_KEEP:-}" ] && cp "$work/relay.log" "$TERN_BENCH_KEEP" 2>/dev/null
@@ -40,6 +43,17 @@ relay_bench_cleanup() {
 }
 
 ch() { curl -sS --fail-with-body "$TERN_CLICKHOUSE_URL/" --data-binary "$1"; }
+# insert_sql TABLE MODE FORMAT: the relay's INSERT (relay/schema_sql.h).
+insert_sql() {
+  local table="$1" mode="$2" fmt="$3"
+  if [ "$fmt" = jsoneachrow ]; then
+    echo "INSERT INTO $table FORMAT JSONEachRow"
+  elif [ "$mode" = modern ]; then
+    echo "INSERT INTO $table (device_id, sensor, metric, unit, value, ts, epoch, seq, tags, flags, inserted_at) FORMAT RowBinary"
+  else
+    echo "INSERT INTO $table (device_id, sensor, metric, unit, value, ts, ts_ms, epoch, seq, tags, flags, inserted_at) FORMAT RowBinary"
+  fi
+}
 now() { date +%s.%N; }
 
 # relay_bench_lines: $rows wire lines from 50 devices into $work/lines.jsonl
@@ -63,25 +77,103 @@ for i in range(n):
 PY
 }
 
-# relay_bench_baseline DATABASE: the same rows, encoded as the relay encodes
-# them, straight into an identical table over HTTP in 100k-row inserts. Sets
-# baseline (rows/s). The table's background merges are settled and the table
-# dropped afterwards, so they are not charged to the relay's timing.
+# relay_bench_baseline DATABASE FORMAT: the same rows, encoded as the relay
+# encodes them (`tern-relay encode`) in FORMAT (jsoneachrow or rowbinary),
+# straight into an identical table over HTTP in 100k-row inserts on one
+# keep-alive connection, the bodies read into memory first (no process
+# start-up or disk read inside the timing). Sets baseline_rate (rows/s). The
+# table's background merges are settled and the table dropped afterwards, so
+# they are not charged to the relay's timing.
 relay_bench_baseline() {
-  local db="$1" mode f t0 t1 got
+  local db="$1" fmt="$2" mode f t got
   mode="$(ch "SELECT if(position(type, 'DateTime64') > 0, 'modern', 'old') FROM system.columns WHERE database = '$db' AND table = 'readings' AND name = 'ts'")"
-  "$relay" --mode "$mode" encode < "$work/lines.jsonl" > "$work/rows.jsonl"
-  ch "CREATE TABLE $db.baseline AS $db.readings" >/dev/null
-  split -l 100000 "$work/rows.jsonl" "$work/part."
-  t0="$(now)"
-  for f in "$work"/part.*; do
-    curl -sS --fail-with-body "$TERN_CLICKHOUSE_URL/?query=INSERT%20INTO%20$db.baseline%20FORMAT%20JSONEachRow" \
-      --data-binary @"$f" >/dev/null
+  printf '[clickhouse]\ninsert_format = %s\n' "$fmt" > "$work/encode.ini"
+  split -l 100000 "$work/lines.jsonl" "$work/in."
+  for f in "$work"/in.*; do
+    "$relay" --config "$work/encode.ini" --mode "$mode" encode < "$f" > "$work/part.${f##*.}"
+    rm -f "$f"
   done
-  t1="$(now)"
+  ch "CREATE TABLE $db.baseline AS $db.readings" >/dev/null
+  t="$(python3 - "$TERN_CLICKHOUSE_URL" "$(insert_sql "$db.baseline" "$mode" "$fmt")" "$work"/part.* <<'PY'
+import http.client, sys, time, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1]); q = "/?query=" + urllib.parse.quote(sys.argv[2])
+bodies = [open(p, "rb").read() for p in sys.argv[3:]]
+c = http.client.HTTPConnection(u.hostname, u.port)
+t0 = time.monotonic()
+for b in bodies:
+    c.request("POST", q, body=b)
+    r = c.getresponse(); text = r.read()
+    if r.status != 200:
+        sys.exit("baseline insert: HTTP %d: %s" % (r.status, text[:300]))
+print("%.6f" % (time.monotonic() - t0))
+PY
+)"
+  rm -f "$work"/part.*
   got="$(ch "SELECT count() FROM $db.baseline")"
   [ "$got" = "$rows" ] || { echo "$bench: baseline inserted $got rows, want $rows" >&2; exit 1; }
-  baseline="$(python3 -c "print(round($rows / ($t1 - $t0)))")"
+  baseline_rate="$(python3 -c "print(round($rows / $t))")"
   ch "OPTIMIZE TABLE $db.baseline FINAL" >/dev/null
   ch "DROP TABLE $db.baseline" >/dev/null
+}
+
+# relay_bench_baselines DATABASE: the direct-insert baseline in the format
+# the relay sends (baseline: ClickHouse's own best for these rows, what the
+# relay is judged against) and, when that is not JSONEachRow, the same rows as
+# JSONEachRow too (baseline_json: the text format a hand-written loader would
+# send, for reference). See relay_kafka.sh.
+relay_bench_baselines() {
+  relay_bench_baseline "$1" "$format"
+  baseline="$baseline_rate"
+  baseline_json="$baseline"
+  if [ "$format" != jsoneachrow ]; then
+    relay_bench_baseline "$1" jsoneachrow
+    baseline_json="$baseline_rate"
+  fi
+}
+
+# relay_bench_report_baselines RELAY_RATE: the baseline key=value lines.
+relay_bench_report_baselines() {
+  echo "clickhouse_baseline_rows_per_s=$baseline"
+  echo "clickhouse_baseline_format=$format"
+  echo "relay_vs_baseline=$(python3 -c "print(round($1 / $baseline, 3))")"
+  if [ "$format" != jsoneachrow ]; then
+    echo "clickhouse_baseline_jsoneachrow_rows_per_s=$baseline_json"
+    echo "relay_vs_jsoneachrow_baseline=$(python3 -c "print(round($1 / $baseline_json, 3))")"
+  fi
+}
+
+# relay_bench_wait_rows TABLE PIDFILE: waits (600 s at most, and while the
+# process whose pid PIDFILE holds lives, once it exists) until TABLE holds
+# $rows rows, asking every 50 ms over one keep-alive connection (a curl
+# process per poll cost the machine more CPU than the relay's own decoding);
+# prints the wall-clock time it first saw them. Start it before the relay, in
+# the background, so that its own start-up is not inside the timing.
+relay_bench_wait_rows() {
+  python3 - "$TERN_CLICKHOUSE_URL" "SELECT count() FROM $1" "$rows" "$2" <<'PY'
+import http.client, os, sys, time, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1]); sql = sys.argv[2].encode(); want = int(sys.argv[3]); pidfile = sys.argv[4]
+c = http.client.HTTPConnection(u.hostname, u.port)
+deadline = time.monotonic() + 600
+got = 0
+while True:
+    try:
+        c.request("POST", "/", body=sql); r = c.getresponse(); body = r.read()
+        if r.status == 200:
+            got = int(body)
+    except (OSError, http.client.HTTPException, ValueError):
+        c.close(); c = http.client.HTTPConnection(u.hostname, u.port)
+    if got >= want:
+        print("%.6f" % time.time())
+        break
+    try:
+        with open(pidfile) as f:
+            os.kill(int(f.read()), 0)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        sys.exit("the relay exited with %d of %d rows in" % (got, want))
+    if time.monotonic() > deadline:
+        sys.exit("only %d of %d rows after 600 s" % (got, want))
+    time.sleep(0.05)
+PY
 }

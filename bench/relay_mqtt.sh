@@ -7,9 +7,16 @@
 #                                  until the last row is visible in ClickHouse
 #   publish_rows_per_s             how fast the publisher pushed them (an upper
 #                                  bound the relay cannot beat)
-#   clickhouse_baseline_rows_per_s the same rows as JSONEachRow, inserted directly
-#                                  over HTTP in 100k-row batches (no MQTT, no relay)
+#   clickhouse_baseline_rows_per_s the same rows, encoded as the relay encodes them and
+#                                  in the same format (clickhouse_baseline_format:
+#                                  RowBinary by default), inserted directly over HTTP
+#                                  in 100k-row batches on one keep-alive connection
+#                                  (no broker, no relay): ClickHouse's own best
 #   relay_vs_baseline              ratio (goal >= 0.5)
+#   clickhouse_baseline_jsoneachrow_rows_per_s, relay_vs_jsoneachrow_baseline
+#                                  the same with the baseline as JSONEachRow text
+#                                  (for reference; only when the relay sends another
+#                                  format)
 #   relay_cpu_s                    CPU seconds the relay process used in total
 #   receipts                       receipts the relay published
 #
@@ -17,7 +24,8 @@
 # 29850) unless TERN_BENCH_USE_STACK=1 says to use the one in TERN_PORT_BASE.
 # Env: TERN_BENCH_ROWS (default 1000000), TERN_BENCH_BATCH (lines per MQTT
 # message, default 1000), TERN_BENCH_COMPRESSION (relay's
-# clickhouse.compression, default none: loopback).
+# clickhouse.compression, default none: loopback), TERN_BENCH_FORMAT
+# (the relay's clickhouse.insert_format, default rowbinary).
 # Usage: bench/relay_mqtt.sh [build-dir]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +41,7 @@ cat > "$work/relay.ini" <<INI
 url = $TERN_CLICKHOUSE_URL
 database = $tag
 compression = $compression
+insert_format = $format
 [mqtt]
 host = $TERN_MQTT_HOST
 port = $TERN_MQTT_PORT
@@ -48,11 +57,14 @@ INI
 
 relay_bench_lines
 
-relay_bench_baseline "$tag"
+relay_bench_baselines "$tag"
 
 echo "relay_mqtt: starting the relay" >&2
+relay_bench_wait_rows "$tag.readings" "$work/relay.pid" > "$work/te" &
+poller=$!
 "$relay" --config "$work/relay.ini" run 2> "$work/relay.log" &
 relay_pid=$!
+echo "$relay_pid" > "$work/relay.pid"
 deadline=$(( $(date +%s) + 600 ))
 until grep -q "mqtt: subscribed" "$work/relay.log"; do
   [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/relay.log" >&2; exit 1; }
@@ -120,14 +132,9 @@ s.sendall(b"\xe0\x00"); s.close()
 PY
 )"
 ta="${pub% *}"; pub_s="${pub#* }"
-while :; do
-  got="$(ch "SELECT count() FROM $tag.readings")"
-  [ "$got" -ge "$rows" ] && break
-  [ "$(date +%s)" -lt "$deadline" ] || { echo "relay_mqtt: only $got rows after 600 s" >&2; exit 1; }
-  kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log" >&2; exit 1; }
-  sleep 0.05
-done
-te="$(now)"
+wait "$poller" || { cat "$work/relay.log" >&2; exit 1; }
+poller=""
+te="$(cat "$work/te")"
 final="$(ch "SELECT count() FROM $tag.readings FINAL")"
 [ "$final" = "$rows" ] || { echo "relay_mqtt: readings FINAL has $final rows, want $rows" >&2; exit 1; }
 # CPU seconds the relay used (user + system), from /proc: the relay shares
@@ -140,9 +147,9 @@ ch "DROP DATABASE $tag" >/dev/null
 echo "rows=$rows"
 echo "batch_lines=$batch"
 echo "relay_compression=$compression"
+echo "relay_format=$format"
 echo "publish_rows_per_s=$(python3 -c "print(round($rows / max($pub_s, 0.001)))")"
 echo "relay_rows_per_s=$relay_rate"
-echo "clickhouse_baseline_rows_per_s=$baseline"
-echo "relay_vs_baseline=$(python3 -c "print(round($relay_rate / $baseline, 3))")"
+relay_bench_report_baselines "$relay_rate"
 echo "relay_cpu_s=$relay_cpu_s"
 echo "receipts=${receipts:-0}"

@@ -26,6 +26,11 @@ static int reserve(struct relay_buf *b, size_t extra)
     return 0;
 }
 
+char *buf_reserve(struct relay_buf *b, size_t n)
+{
+    return reserve(b, n) == 0 ? b->p + b->len : NULL;
+}
+
 void buf_append(struct relay_buf *b, const void *data, size_t n)
 {
     if (reserve(b, n) != 0)

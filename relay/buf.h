@@ -19,6 +19,14 @@ void buf_puts(struct relay_buf *b, const char *s);
 void buf_printf(struct relay_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s (n bytes) as a JSON string literal, quotes included. */
 void buf_json_string(struct relay_buf *b, const char *s, size_t n);
+/* Room for n more bytes: returns where they go (then buf_commit the number
+ * actually written), or NULL after an allocation failure. */
+char *buf_reserve(struct relay_buf *b, size_t n);
+static inline void buf_commit(struct relay_buf *b, size_t n)
+{
+    b->len += n;
+    b->p[b->len] = '\0';
+}
 static inline int buf_failed(const struct relay_buf *b) { return b->failed; }
 void buf_reset(struct relay_buf *b);  /* len = 0, keeps the memory */
 void buf_free(struct relay_buf *b);

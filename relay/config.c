@@ -65,6 +65,8 @@ static const struct cfg_key keys[] = {
          "auto: detect the server's features at start; modern: DateTime64(3), LowCardinality, Map; old: types every server since 18.x has."),
     ENUM("clickhouse", "compression", compression, "gzip", "none|gzip",
          "Request body compression (Content-Encoding); gzip is accepted by every supported server."),
+    ENUM("clickhouse", "insert_format", insert_format, "rowbinary", "rowbinary|jsoneachrow",
+         "Format of the readings rows sent: RowBinary (ClickHouse parses it for about half the CPU of JSON) or JSONEachRow (readable, for debugging). Rejected and wide rows are always JSONEachRow."),
     INT("clickhouse", "timeout_ms", ch_timeout_ms, "30000", 100, 3600000, "Timeout of one HTTP request."),
 
     INT("batch", "max_rows", batch_max_rows, "100000", 1, 10000000,

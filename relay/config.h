@@ -15,6 +15,7 @@ enum relay_input_format { RELAY_INPUT_WIRE = 0, RELAY_INPUT_ENVELOPE, RELAY_INPU
 enum relay_dedup_key { RELAY_DEDUP_ID = 0, RELAY_DEDUP_OFFSET };
 enum relay_schema_mode { RELAY_SCHEMA_AUTO = 0, RELAY_SCHEMA_MODERN, RELAY_SCHEMA_OLD };
 enum relay_compression { RELAY_COMPRESS_NONE = 0, RELAY_COMPRESS_GZIP };
+enum relay_insert_format { RELAY_INSERT_ROWBINARY = 0, RELAY_INSERT_JSON };
 enum relay_auth { RELAY_AUTH_BASIC = 0, RELAY_AUTH_HEADERS };
 enum relay_output { RELAY_OUTPUT_READINGS = 0, RELAY_OUTPUT_WIDE };
 enum relay_source_kind { RELAY_SOURCE_KAFKA = 0, RELAY_SOURCE_MQTT };
@@ -43,6 +44,7 @@ struct relay_config {
     char ch_rollup_view[RELAY_STR_MAX];
     int schema_mode;          /* enum relay_schema_mode */
     int compression;          /* enum relay_compression */
+    int insert_format;        /* enum relay_insert_format */
     int64_t ch_timeout_ms;
     /* [batch] */
     int64_t batch_max_rows;
@@ -107,6 +109,13 @@ int relay_config_validate(const struct relay_config *c, char *err, size_t errcap
 void relay_config_describe(FILE *out, int markdown);
 /* Prints the effective configuration as INI, the password masked. */
 void relay_config_dump(const struct relay_config *c, FILE *out);
+
+/* 1 when readings rows go to ClickHouse as RowBinary (wide rows are always
+ * JSONEachRow: their columns are the user's). */
+static inline int relay_rows_binary(const struct relay_config *c)
+{
+    return c->insert_format == RELAY_INSERT_ROWBINARY && c->output != RELAY_OUTPUT_WIDE;
+}
 
 /* 1 when s is a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, <= 64 bytes):
  * the only text from config that is ever placed into SQL. */

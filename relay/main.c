@@ -1,5 +1,8 @@
 /* main.c - tern-relay's command line: run, init, schema, encode, --check. */
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +42,7 @@ static void usage(FILE *out)
           "       tern-relay [--config FILE] init\n"
           "       tern-relay [--config FILE] [--mode modern|old] schema\n"
           "       tern-relay [--config FILE] --check\n"
-          "       tern-relay [--mode modern|old] encode < wire-lines\n"
+          "       tern-relay [--config FILE] [--mode modern|old] encode < wire-lines\n"
           "       tern-relay --help | --version\n"
           "\n"
           "DESCRIPTION\n"
@@ -61,8 +64,10 @@ static void usage(FILE *out)
           "               topic with the configured partitions, retention and compression.\n"
           "       schema  print the DDL. Without --mode it asks the configured server which mode\n"
           "               fits; with --mode it prints that mode's DDL without connecting.\n"
-          "       encode  read wire lines on stdin, print the JSONEachRow rows the relay would\n"
-          "               insert into the readings table (for checking SQL against other servers).\n"
+          "       encode  read wire lines on stdin, print the rows the relay would insert into the\n"
+          "               readings table, in clickhouse.insert_format (RowBinary by default, binary;\n"
+          "               jsoneachrow for text). For checking SQL against other servers and for\n"
+          "               the benchmark's direct-insert baseline.\n"
           "\n"
           "OPTIONS\n"
           "       -c, --config FILE   INI configuration file (defaults apply without one).\n"
@@ -124,7 +129,7 @@ static int cmd_schema(const struct relay_config *c, int mode)
     return 0;
 }
 
-static int cmd_encode(int mode)
+static int cmd_encode(const struct relay_config *c, int mode)
 {
     char line[16 * TERN_WIRE_LINE_MAX];
     char err[256];
@@ -140,7 +145,14 @@ static int cmd_encode(int mode)
             continue;
         }
         buf_reset(&b);
-        rows_encode_reading(&b, &r, mode == RELAY_SCHEMA_MODERN, tern_utc_ms() / 1000);
+        if (c->insert_format == RELAY_INSERT_ROWBINARY) {
+            if (rows_encode_reading_bin(&b, &r, mode == RELAY_SCHEMA_MODERN, tern_utc_ms() / 1000) != 0) {
+                fprintf(stderr, "encode: skipping a line whose tags cannot be a Map\n");
+                continue;
+            }
+        } else {
+            rows_encode_reading(&b, &r, mode == RELAY_SCHEMA_MODERN, tern_utc_ms() / 1000);
+        }
         if (buf_failed(&b)) {
             rc = 1;
             break;
@@ -182,10 +194,26 @@ out:
     return rc;
 }
 
+/* librdkafka's fetch thread allocates and frees megabytes per fetch (the
+ * response, the decompressed message sets). With glibc's defaults each free
+ * at the top of its arena is handed back to the kernel, and the next fetch
+ * faults the pages in again, zeroed: clear_page was a sixth of the relay's
+ * CPU in the relay-kafka profile. Keep freed memory for reuse instead; what
+ * the relay holds is bounded anyway (two batches and librdkafka's
+ * queued.max.messages.kbytes), so the peak does not grow, it only stays. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+#endif
+}
+
 static int cmd_run(const struct relay_config *c)
 {
     char err[768];
     int rc = 1;
+    tune_malloc();
     struct relay_metrics *m = relay_metrics_new();
     struct ch_sink *sink = NULL;
     struct relay_pipeline *p = NULL;
@@ -349,7 +377,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "schema") == 0)
         return cmd_schema(&cfg, mode);
     if (strcmp(cmd, "encode") == 0)
-        return cmd_encode(mode == RELAY_SCHEMA_AUTO ? RELAY_SCHEMA_MODERN : mode);
+        return cmd_encode(&cfg, mode == RELAY_SCHEMA_AUTO ? RELAY_SCHEMA_MODERN : mode);
     fprintf(stderr, "tern-relay: unknown command '%s' (try --help)\n", cmd);
     return 2;
 }

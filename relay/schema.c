@@ -113,12 +113,63 @@ static void on_mts(void *user, char *line)
         caps->dedup_window = 1;
 }
 
+/* What RowBinary rows (relay/rows.c) carry, column by column: a table whose
+ * columns have other types would read the bytes as something else, so the
+ * relay then sends JSONEachRow, which the server converts or refuses. */
+enum col_kind { K_STR, K_F64, K_DT64, K_DT, K_U16, K_U32, K_U64, K_I64, K_MAP, K_NONE };
+static const struct {
+    const char *name;
+    enum col_kind modern, old;
+} bin_cols[] = {
+    {"device_id", K_STR, K_STR}, {"sensor", K_STR, K_STR}, {"metric", K_STR, K_STR}, {"unit", K_STR, K_STR},
+    {"value", K_F64, K_F64},     {"ts", K_DT64, K_DT},    {"ts_ms", K_NONE, K_U16},  {"epoch", K_U64, K_U64},
+    {"seq", K_I64, K_I64},       {"tags", K_MAP, K_STR},  {"flags", K_U32, K_U32},   {"inserted_at", K_DT, K_DT},
+};
+#define BIN_COLS (sizeof(bin_cols) / sizeof(bin_cols[0]))
+
+static int type_is(const char *t, enum col_kind k)
+{
+    switch (k) {
+    case K_STR: return strcmp(t, "String") == 0 || strcmp(t, "LowCardinality(String)") == 0;
+    case K_F64: return strcmp(t, "Float64") == 0;
+    case K_DT64: return strncmp(t, "DateTime64(3", 12) == 0 && (t[12] == ')' || t[12] == ',');
+    case K_DT: return strcmp(t, "DateTime") == 0 || strncmp(t, "DateTime(", 9) == 0;
+    case K_U16: return strcmp(t, "UInt16") == 0;
+    case K_U32: return strcmp(t, "UInt32") == 0;
+    case K_U64: return strcmp(t, "UInt64") == 0;
+    case K_I64: return strcmp(t, "Int64") == 0;
+    case K_MAP: return strcmp(t, "Map(String, String)") == 0;
+    default: return 0;
+    }
+}
+
 static void on_column(void *user, char *line)
 {
     struct ch_caps *caps = user;
     caps->table_exists = 1;
     if (strncmp(line, "ts\t", 3) == 0 && strstr(line + 3, "DateTime64"))
         caps->table_modern = 1;
+    char *tab = strchr(line, '\t');
+    if (!tab)
+        return;
+    *tab = '\0';
+    for (size_t i = 0; i < BIN_COLS; i++) {
+        if (strcmp(line, bin_cols[i].name) != 0)
+            continue;
+        if (type_is(tab + 1, bin_cols[i].modern))
+            caps->bin_modern |= 1u << i;
+        if (type_is(tab + 1, bin_cols[i].old))
+            caps->bin_old |= 1u << i;
+    }
+}
+
+static unsigned bin_needed(int modern)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < BIN_COLS; i++)
+        if ((modern ? bin_cols[i].modern : bin_cols[i].old) != K_NONE)
+            m |= 1u << i;
+    return m;
 }
 
 int schema_detect(struct ch_client *ch, const struct relay_config *c, struct ch_caps *caps,
@@ -154,6 +205,8 @@ int schema_detect(struct ch_client *ch, const struct relay_config *c, struct ch_
         caps->modern = caps->table_modern;
     else
         caps->modern = server_modern;
+    unsigned need = bin_needed(caps->modern);
+    caps->rowbinary_ok = !caps->table_exists || ((caps->modern ? caps->bin_modern : caps->bin_old) & need) == need;
     return 0;
 }
 

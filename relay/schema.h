@@ -18,6 +18,8 @@ struct ch_caps {
     int table_exists;      /* the readings table already exists */
     int table_modern;      /* ...and its ts column is DateTime64 */
     int modern;            /* the mode the relay will use */
+    unsigned bin_modern, bin_old; /* existing columns typed as RowBinary rows of that mode expect */
+    int rowbinary_ok;      /* RowBinary rows fit the table (or it does not exist yet) */
 };
 
 #define SCHEMA_STMT_MAX 4096

@@ -1,7 +1,7 @@
 /* schema_sql.h - every SQL statement tern-relay sends, in one place, as named
  * templates. Placeholders {db} {table} {rejected} {rollup} are replaced only
  * by identifiers that relay_is_identifier() accepted; data never goes into SQL
- * text (rows travel as JSONEachRow bodies). */
+ * text (rows travel as RowBinary or JSONEachRow bodies). */
 #ifndef TERN_RELAY_SCHEMA_SQL_H
 #define TERN_RELAY_SCHEMA_SQL_H
 
@@ -75,6 +75,14 @@
     "GROUP BY minute, device_id, sensor, metric"
 
 #define SQL_INSERT_READINGS "INSERT INTO {db}.{table} FORMAT JSONEachRow"
+/* RowBinary names its columns: the body's layout (relay/rows.c) must not
+ * depend on the order the table happens to have. */
+#define SQL_INSERT_READINGS_BIN_MODERN \
+    "INSERT INTO {db}.{table} (device_id, sensor, metric, unit, value, ts, epoch, seq, tags, flags, " \
+    "inserted_at) FORMAT RowBinary"
+#define SQL_INSERT_READINGS_BIN_OLD \
+    "INSERT INTO {db}.{table} (device_id, sensor, metric, unit, value, ts, ts_ms, epoch, seq, tags, " \
+    "flags, inserted_at) FORMAT RowBinary"
 #define SQL_INSERT_REJECTED "INSERT INTO {db}.{rejected} FORMAT JSONEachRow"
 #define SQL_INSERT_WIDE "INSERT INTO {db}.{wide} FORMAT JSONEachRow"
 

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "envelope.h"
 #include "log.h"
+#include "rows.h"
 #include "schema_sql.h"
 
 struct ch_sink {
@@ -20,6 +21,7 @@ struct ch_sink {
     struct ch_client *ch;
     struct ch_caps caps;
     int use_token;
+    int binary;           /* readings rows go as RowBinary */
     int wide;
     struct wide_map wmap;
     char sql_rows[512];
@@ -49,8 +51,8 @@ struct ch_sink *ch_sink_open(const struct relay_config *c, struct relay_metrics 
     s->wide = c->output == RELAY_OUTPUT_WIDE;
     if (s->wide && wide_map_parse(&s->wmap, c->wide_columns, err, errcap) != 0)
         goto fail;
-    if (schema_expand(s->wide ? SQL_INSERT_WIDE : SQL_INSERT_READINGS, c, s->sql_rows, sizeof(s->sql_rows)) != 0 ||
-        schema_expand(SQL_INSERT_REJECTED, c, s->sql_rejects, sizeof(s->sql_rejects)) != 0) {
+    /* sql_rows is set by ch_sink_prepare: RowBinary's columns depend on the mode. */
+    if (schema_expand(SQL_INSERT_REJECTED, c, s->sql_rejects, sizeof(s->sql_rejects)) != 0) {
         snprintf(err, errcap, "insert statement too long");
         goto fail;
     }
@@ -71,6 +73,8 @@ void ch_sink_close(struct ch_sink *s)
 const struct ch_caps *ch_sink_caps(const struct ch_sink *s) { return &s->caps; }
 
 const struct wide_map *ch_sink_wide(const struct ch_sink *s) { return s->wide ? &s->wmap : NULL; }
+
+int ch_sink_binary(const struct ch_sink *s) { return s->binary; }
 
 /* Reads the adopted table's columns and engine. */
 static int prepare_wide(struct ch_sink *s, char *err, size_t errcap)
@@ -117,6 +121,20 @@ int ch_sink_prepare(struct ch_sink *s, int apply, char *err, size_t errcap)
         return -1;
     schema_log_report(&s->caps);
     s->use_token = s->caps.modern && s->caps.dedup_token && s->caps.dedup_window;
+    s->binary = relay_rows_binary(s->c) && s->caps.rowbinary_ok;
+    if (relay_rows_binary(s->c) && !s->binary)
+        TERN_WARN("table %s.%s has columns of other types than Tern's %s schema: inserting JSONEachRow, not "
+                  "RowBinary", s->c->ch_database, s->c->ch_table, s->caps.modern ? "modern" : "old");
+    if (!s->wide)
+        TERN_INFO("readings rows go as %s", s->binary ? "RowBinary" : "JSONEachRow");
+    const char *ins = s->wide ? SQL_INSERT_WIDE
+                      : !s->binary ? SQL_INSERT_READINGS
+                      : s->caps.modern ? SQL_INSERT_READINGS_BIN_MODERN
+                                       : SQL_INSERT_READINGS_BIN_OLD;
+    if (schema_expand(ins, s->c, s->sql_rows, sizeof(s->sql_rows)) != 0) {
+        snprintf(err, errcap, "insert statement too long");
+        return -1;
+    }
     if (apply && schema_apply(s->ch, s->c, &s->caps, err, errcap) != 0)
         return -1;
     if (s->wide && prepare_wide(s, err, errcap) != 0)
@@ -181,6 +199,17 @@ static int bisect_reject(void *user, size_t row, const char *reason)
     char why[600];
     snprintf(why, sizeof(why), "clickhouse refused the row: %s", reason);
     size_t len = batch_row_len(b, row);
+    const char *payload = b->rows.p + b->row[row].off;
+    struct relay_buf text = {0};
+    if (b->binary) {
+        /* The row as JSON text, not RowBinary bytes, for whoever reads it. */
+        if (rows_bin_to_json(payload, len, b->modern, &text) == 0 && !buf_failed(&text)) {
+            payload = text.p;
+            len = text.len;
+        } else {
+            len++; /* the raw bytes, all of them (no newline to drop) */
+        }
+    }
     struct relay_reject rj = {
         .source = x->src_name,
         .topic = pos->topic,
@@ -188,10 +217,12 @@ static int bisect_reject(void *user, size_t row, const char *reason)
         .offset = pos->offset,
         .item = b->row[row].item,
         .reason = why,
-        .payload = b->rows.p + b->row[row].off,
+        .payload = payload,
         .len = len > 0 ? len - 1 : 0, /* without the newline */
     };
-    if (batch_add_reject(b, &rj, tern_utc_ms() / 1000) != 0)
+    int rc = batch_add_reject(b, &rj, tern_utc_ms() / 1000);
+    buf_free(&text);
+    if (rc != 0)
         return -1;
     x->rejected++;
     return 0;
@@ -202,6 +233,9 @@ int ch_sink_write(struct ch_sink *s, struct batch *b, const char *src_name, int 
     char reason[512];
     *fatal = 0;
     if (!b->rows_done && b->nrows > 0) {
+        /* In the table's key order, ClickHouse need not sort the block. If
+         * this fails (out of memory) the rows go as they are. */
+        (void)batch_sort(b);
         int rc = insert_body(s, s->sql_rows, b->rows.p, b->rows.len, reason, sizeof(reason), fatal);
         size_t rejected = 0;
         if (rc == BISECT_TRANSIENT) {

@@ -24,6 +24,9 @@ int ch_sink_prepare(struct ch_sink *s, int apply, char *err, size_t errcap);
 const struct ch_caps *ch_sink_caps(const struct ch_sink *s);
 /* The adopted wide table's column map (output.mode = wide), else NULL. */
 const struct wide_map *ch_sink_wide(const struct ch_sink *s);
+/* 1 when readings rows must be RowBinary (decided by ch_sink_prepare from
+ * the config and the table's column types), 0 for JSONEachRow. */
+int ch_sink_binary(const struct ch_sink *s);
 
 /* Writes the batch. Returns 0 when every row of it is in ClickHouse (readings
  * or rejected); -1 when it must be retried later (err says why; class says

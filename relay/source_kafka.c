@@ -25,7 +25,40 @@ struct kafka_source {
     int64_t lag_every;          /* update lag gauge every N messages */
     int64_t since_lag;
     int64_t idle_lag_at;        /* mono ms of the last lag refresh while idle */
+    rd_kafka_queue_t *cq;       /* the consumer queue, for its length */
+    int behind;                 /* the broker had more than the last message looked at */
+    int64_t woke_at;            /* mono ms of the last fetcher wake-up */
 };
+
+/* librdkafka fetches a partition again once the consumer queue is below
+ * queued.min.messages (and queued.max.messages.kbytes). */
+#define KAFKA_QUEUED_MIN_MSGS 100000
+#define KAFKA_QUEUED_MIN_MSGS_STR "100000"
+
+/* librdkafka 2.0 stops fetching while the consumer queue is above those
+ * levels and looks again only when its broker thread wakes up for another
+ * reason: up to a second later. Catching up a backlog, the relay drained the
+ * queue and then waited (stalls of 0.2-1 s in a 3 s relay-kafka benchmark
+ * run). So while behind and below the level, ask the leaders for the log
+ * end offsets (ListOffsets, read only): serving that request wakes the broker
+ * threads, which then decide to fetch. At most every 50 ms, never while
+ * consumption is paused, and not when caught up (then a fetch is waiting on
+ * the broker anyway). */
+static void wake_fetcher(struct kafka_source *k)
+{
+    int64_t now = tern_mono_ms();
+    if (k->paused || !k->behind || now - k->woke_at < 50 || rd_kafka_queue_length(k->cq) >= (size_t)KAFKA_QUEUED_MIN_MSGS)
+        return;
+    k->woke_at = now;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(k->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    for (int i = 0; i < l->cnt; i++)
+        l->elems[i].offset = RD_KAFKA_OFFSET_END; /* the latest offset */
+    if (l->cnt > 0)
+        rd_kafka_offsets_for_times(k->rk, l, 20); /* the answer is not needed */
+    rd_kafka_topic_partition_list_destroy(l);
+}
 
 /* While idle (caught up or paused) refresh every assigned partition's lag
  * once a second: position vs the cached high watermark, no broker request. */
@@ -39,6 +72,7 @@ static void refresh_lag(struct kafka_source *k)
     if (rd_kafka_assignment(k->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     if (rd_kafka_position(k->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        k->behind = 0;
         for (int i = 0; i < l->cnt; i++) {
             int64_t lo = 0, hi = 0;
             const rd_kafka_topic_partition_t *tp = &l->elems[i];
@@ -47,6 +81,7 @@ static void refresh_lag(struct kafka_source *k)
                 hi < 0)
                 continue;
             relay_metrics_lag(k->m, tp->topic, tp->partition, hi - tp->offset);
+            k->behind |= hi > tp->offset;
         }
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -104,9 +139,14 @@ static int kafka_poll(void *self, struct relay_msg *msg, int timeout_ms, char *e
         rd_kafka_message_destroy(k->held);
         k->held = NULL;
     }
-    rd_kafka_message_t *rm = rd_kafka_consumer_poll(k->rk, timeout_ms);
+    /* A poll that may not wait reads no clock in librdkafka: while a backlog
+     * is queued, that is most polls. */
+    rd_kafka_message_t *rm = rd_kafka_consumer_poll(k->rk, 0);
+    if (!rm && timeout_ms > 0)
+        rm = rd_kafka_consumer_poll(k->rk, timeout_ms);
     if (!rm) {
         refresh_lag(k);
+        wake_fetcher(k);
         return 0;
     }
     if (rm->err) {
@@ -133,8 +173,11 @@ static int kafka_poll(void *self, struct relay_msg *msg, int timeout_ms, char *e
         int64_t lo = 0, hi = 0;
         k->since_lag = 0;
         if (rd_kafka_get_watermark_offsets(k->rk, k->topic, rm->partition, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            hi >= 0)
+            hi >= 0) {
             relay_metrics_lag(k->m, k->topic, rm->partition, hi - (rm->offset + 1));
+            k->behind = hi > rm->offset + 1;
+        }
+        wake_fetcher(k);
     }
     return 1;
 }
@@ -182,6 +225,8 @@ static void kafka_close(void *self)
         return;
     if (k->held)
         rd_kafka_message_destroy(k->held);
+    if (k->cq)
+        rd_kafka_queue_destroy(k->cq);
     if (k->rk) {
         /* Leaves the group; the revoke callback flushes the pipeline first. */
         rd_kafka_consumer_close(k->rk);
@@ -228,8 +273,13 @@ int source_kafka_open(const struct relay_config *c, const struct relay_source_ev
         set_conf(conf, "heartbeat.interval.ms", "1000", err, errcap) ||
         /* Bounds what librdkafka prefetches while we are paused or slow. */
         set_conf(conf, "queued.max.messages.kbytes", "65536", err, errcap) ||
-        /* Fewer, larger fetches: the relay reads far more than it writes. */
-        set_conf(conf, "max.partition.fetch.bytes", "8388608", err, errcap))
+        set_conf(conf, "queued.min.messages", KAFKA_QUEUED_MIN_MSGS_STR, err, errcap) ||
+        /* Per partition and compressed. zstd packs readings about 20:1, so
+         * 256 KiB is ~25k readings (5 MiB) to decompress and queue before the
+         * first of them can be consumed; with 8 MiB a fetch was a whole
+         * partition of the benchmark's topic and the relay waited 0.3 s on it
+         * (and the memory was faulted in each time). */
+        set_conf(conf, "max.partition.fetch.bytes", "262144", err, errcap))
         goto fail;
     if (c->kafka_instance_id[0] && set_conf(conf, "group.instance.id", c->kafka_instance_id, err, errcap))
         goto fail;
@@ -243,6 +293,7 @@ int source_kafka_open(const struct relay_config *c, const struct relay_source_ev
     }
     conf = NULL; /* owned by rk now */
     rd_kafka_poll_set_consumer(k->rk);
+    k->cq = rd_kafka_queue_get_consumer(k->rk);
     sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, c->kafka_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t se = rd_kafka_subscribe(k->rk, sub);

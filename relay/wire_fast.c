@@ -25,23 +25,27 @@ static int lit(struct cur *c, const char *s, size_t n)
 
 /* A quoted string of printable ASCII without '"' '\\' (so no escapes and no
  * UTF-8 to validate) into dst (cap incl. NUL). Sets *n. */
+/* Bytes a fast-path string may hold: printable ASCII except '"' and '\\'. */
+static const unsigned char plain[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f: '"' is 0x22 */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5f: '\\' is 0x5c */
+    R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x70-0x7f: DEL */
+#undef R16
+};
+
 static int str(struct cur *c, char *dst, size_t cap, size_t *n)
 {
     if (c->p >= c->end || *c->p != '"')
         return -1;
     const char *s = ++c->p;
-    while (c->p < c->end) {
-        unsigned char ch = (unsigned char)*c->p;
-        if (ch == '"')
-            break;
-        if (ch < 0x20 || ch >= 0x7f || ch == '\\')
-            return -1;
+    while (c->p < c->end && plain[(unsigned char)*c->p])
         c->p++;
-    }
-    if (c->p >= c->end)
-        return -1;
     size_t len = (size_t)(c->p - s);
-    if (len >= cap)
+    if (c->p >= c->end || *c->p != '"' || len >= cap)
         return -1;
     if (dst) {
         memcpy(dst, s, len);
@@ -207,55 +211,114 @@ static int tags(struct cur *c, char *dst, size_t cap)
     return 0;
 }
 
-int wire_fast_decode(const char *line, size_t len, struct tern_reading *out)
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ", the encoder's form, at p (24 bytes). A batch
+ * holds few dates, so the date's milliseconds come from the last one seen
+ * (checked by tern_wire_parse_ts when it changes); only the time of day is
+ * parsed here. A leap second (:60) and every other form go to
+ * tern_wire_parse_ts, so the result is always what it returns. */
+static int timestamp(const char *p, int64_t *ts_ms)
 {
-    struct tern_reading r;
+    static _Thread_local char date[10];
+    static _Thread_local int64_t date_ms;
+    static _Thread_local int have;
+    const char *t = p + 11;
+    int d[9];
+    static const unsigned char at[9] = {0, 1, 3, 4, 6, 7, 9, 10, 11};
+    if (p[10] != 'T' || t[2] != ':' || t[5] != ':' || t[8] != '.' || p[23] != 'Z')
+        goto slow;
+    for (int i = 0; i < 9; i++) {
+        d[i] = t[at[i]] - '0';
+        if (d[i] < 0 || d[i] > 9)
+            goto slow;
+    }
+    int h = d[0] * 10 + d[1], mi = d[2] * 10 + d[3], sec = d[4] * 10 + d[5];
+    int ms = d[6] * 100 + d[7] * 10 + d[8];
+    if (h > 23 || mi > 59 || sec > 59)
+        goto slow;
+    int64_t tod = ((int64_t)h * 3600 + mi * 60 + sec) * 1000 + ms;
+    if (!have || memcmp(date, p, 10) != 0) {
+        char buf[25];
+        memcpy(buf, p, 24);
+        buf[24] = '\0';
+        if (tern_wire_parse_ts(buf, ts_ms) != 0)
+            return -1;
+        memcpy(date, p, 10);
+        date_ms = *ts_ms - tod;
+        have = 1;
+        return 0;
+    }
+    *ts_ms = date_ms + tod;
+    return 0;
+slow:;
+    char buf[25];
+    memcpy(buf, p, 24);
+    buf[24] = '\0';
+    return tern_wire_parse_ts(buf, ts_ms);
+}
+
+int wire_fast_decode_prefix(const char *s, size_t avail, struct tern_reading *r, size_t *used)
+{
     struct cur c;
     size_t n;
-    char ts[40];
     int64_t i;
+    c.p = s;
+    c.end = s + (avail < TERN_WIRE_LINE_MAX ? avail : TERN_WIRE_LINE_MAX);
+    if (LIT(&c, "{\"v\":1,\"device_id\":") || str(&c, r->device_id, sizeof(r->device_id), &n) || n == 0 ||
+        LIT(&c, ",\"sensor\":") || str(&c, r->sensor, sizeof(r->sensor), &n) || n == 0 ||
+        LIT(&c, ",\"metric\":") || str(&c, r->metric, sizeof(r->metric), &n) || n == 0 ||
+        LIT(&c, ",\"value\":") || number(&c, &r->value))
+        return -1;
+    r->unit[0] = '\0';
+    if (LIT(&c, ",\"unit\":") == 0 && str(&c, r->unit, sizeof(r->unit), &n) != 0)
+        return -1;
+    if (LIT(&c, ",\"ts\":\"") || c.end - c.p < 25 || c.p[24] != '"' || memchr(c.p, '"', 24) ||
+        timestamp(c.p, &r->ts_ms) != 0)
+        return -1;
+    c.p += 25;
+    if (LIT(&c, ",\"epoch\":\"") || c.end - c.p < 17 || c.p[16] != '"')
+        return -1;
+    uint64_t epoch = 0;
+    for (int k = 0; k < 16; k++) {
+        char h = c.p[k];
+        if (h >= '0' && h <= '9')
+            epoch = epoch << 4 | (uint64_t)(h - '0');
+        else if (h >= 'a' && h <= 'f')
+            epoch = epoch << 4 | (uint64_t)(h - 'a' + 10);
+        else
+            return -1;
+    }
+    r->epoch = epoch;
+    c.p += 17;
+    if (LIT(&c, ",\"seq\":") || integer(&c, &i) || i < 1)
+        return -1;
+    r->seq = i;
+    r->tags[0] = '\0';
+    if (LIT(&c, ",\"tags\":") == 0 && tags(&c, r->tags, sizeof(r->tags)) != 0)
+        return -1;
+    r->flags = 0;
+    if (LIT(&c, ",\"flags\":") == 0) {
+        if (integer(&c, &i) || i < 0 || i > (int64_t)UINT32_MAX)
+            return -1;
+        r->flags = (uint32_t)i;
+    }
+    if (LIT(&c, "}") != 0)
+        return -1;
+    /* The line ends here: at the end of the input or at its newline. */
+    *used = (size_t)(c.p - s);
+    if (*used < avail && s[*used] != '\n')
+        return -1;
+    return 0;
+}
+
+int wire_fast_decode(const char *line, size_t len, struct tern_reading *out)
+{
+    size_t used;
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
     if (len == 0 || len > TERN_WIRE_LINE_MAX)
         return -1;
-    c.p = line;
-    c.end = line + len;
-    memset(&r, 0, sizeof(r));
-    if (LIT(&c, "{\"v\":1,\"device_id\":") || str(&c, r.device_id, sizeof(r.device_id), &n) || n == 0 ||
-        LIT(&c, ",\"sensor\":") || str(&c, r.sensor, sizeof(r.sensor), &n) || n == 0 ||
-        LIT(&c, ",\"metric\":") || str(&c, r.metric, sizeof(r.metric), &n) || n == 0 ||
-        LIT(&c, ",\"value\":") || number(&c, &r.value))
+    if (wire_fast_decode_prefix(line, len, out, &used) != 0 || used != len)
         return -1;
-    if (LIT(&c, ",\"unit\":") == 0 && str(&c, r.unit, sizeof(r.unit), &n) != 0)
-        return -1;
-    if (LIT(&c, ",\"ts\":") || str(&c, ts, sizeof(ts), &n) || tern_wire_parse_ts(ts, &r.ts_ms) != 0 ||
-        LIT(&c, ",\"epoch\":\""))
-        return -1;
-    if (c.end - c.p < 17 || c.p[16] != '"')
-        return -1;
-    for (int k = 0; k < 16; k++) {
-        char h = c.p[k];
-        if (h >= '0' && h <= '9')
-            r.epoch = r.epoch << 4 | (uint64_t)(h - '0');
-        else if (h >= 'a' && h <= 'f')
-            r.epoch = r.epoch << 4 | (uint64_t)(h - 'a' + 10);
-        else
-            return -1;
-    }
-    c.p += 17;
-    if (LIT(&c, ",\"seq\":") || integer(&c, &i) || i < 1)
-        return -1;
-    r.seq = i;
-    if (LIT(&c, ",\"tags\":") == 0 && tags(&c, r.tags, sizeof(r.tags)) != 0)
-        return -1;
-    if (LIT(&c, ",\"flags\":") == 0) {
-        if (integer(&c, &i) || i < 0 || i > (int64_t)UINT32_MAX)
-            return -1;
-        r.flags = (uint32_t)i;
-    }
-    if (LIT(&c, "}") != 0 || c.p != c.end)
-        return -1;
-    *out = r;
     return 0;
 }
 

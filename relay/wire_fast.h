@@ -11,9 +11,14 @@
 
 #include "reading.h"
 
-/* Returns 0 with *out filled exactly as tern_wire_decode would fill it, or -1
- * when the line is not in canonical shape (valid or not: ask the codec). */
+/* Returns 0 with *out filled as tern_wire_decode would fill it (every field;
+ * bytes after a string's NUL are left alone), or -1 when the line is not in
+ * canonical shape (valid or not: ask the codec); *out is then undefined. */
 int wire_fast_decode(const char *line, size_t len, struct tern_reading *out);
+/* The same for the line at the start of s (avail bytes, which may hold more
+ * lines): on 0, *used is the line's length, and s[*used] is the end of the
+ * input or the line's '\n'. Saves finding the newline first. */
+int wire_fast_decode_prefix(const char *s, size_t avail, struct tern_reading *out, size_t *used);
 
 /* Decodes with the fast path, falling back to tern_wire_decode. */
 int relay_wire_decode(const char *line, size_t len, struct tern_reading *out, char *err, size_t errcap);

@@ -33,9 +33,15 @@ set +e; "$relay" --config "$tmp/cred.ini" --check >/dev/null 2>&1; rc=$?; set -e
 
 grep -q "ReplacingMergeTree" <<<"$("$relay" --mode old schema)" || fail "schema --mode old"
 grep -q "DateTime64(3, 'UTC')" <<<"$("$relay" --mode modern schema)" || fail "schema --mode modern"
-n="$("$relay" --mode modern encode < "$vectors/valid.jsonl" | wc -l)"
+printf '[clickhouse]\ninsert_format = jsoneachrow\n' > "$tmp/json.ini"
+n="$("$relay" --config "$tmp/json.ini" --mode modern encode < "$vectors/valid.jsonl" | wc -l)"
 want="$(grep -c . "$vectors/valid.jsonl")"
 [ "$n" = "$want" ] || fail "encode wrote $n rows for $want valid lines"
+# RowBinary (the default) is binary: no newlines to count, but every valid
+# line gives a row, so it is far from empty and holds every device id.
+"$relay" --mode old encode < "$vectors/valid.jsonl" > "$tmp/rows.bin"
+[ "$(wc -c < "$tmp/rows.bin")" -gt $((want * 40)) ] || fail "encode wrote too little RowBinary"
+grep -q "pi-01" "$tmp/rows.bin" || fail "RowBinary lacks the device ids"
 set +e; "$relay" frobnicate >/dev/null 2>&1; rc=$?; set -e
 [ "$rc" = 2 ] || fail "unknown command exited $rc"
 echo "1 passed, 0 failed"
