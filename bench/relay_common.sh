@@ -77,24 +77,34 @@ for i in range(n):
 PY
 }
 
-# relay_bench_baseline DATABASE FORMAT: the same rows, encoded as the relay
-# encodes them (`tern-relay encode`) in FORMAT (jsoneachrow or rowbinary),
-# straight into an identical table over HTTP in 100k-row inserts on one
-# keep-alive connection, the bodies read into memory first (no process
+# relay_bench_encode DATABASE FORMAT: the rows of $work/lines.jsonl encoded
+# as the relay encodes them (`tern-relay encode`) for DATABASE's readings
+# table, in FORMAT (jsoneachrow or rowbinary), as 100k-row bodies in
+# $work/body-FORMAT/. Done once; every baseline round sends the same bodies.
+relay_bench_encode() {
+  local db="$1" fmt="$2" f
+  baseline_mode="$(ch "SELECT if(position(type, 'DateTime64') > 0, 'modern', 'old') FROM system.columns WHERE database = '$db' AND table = 'readings' AND name = 'ts'")"
+  [ -d "$work/body-$fmt" ] && return 0
+  mkdir -p "$work/body-$fmt"
+  printf '[clickhouse]\ninsert_format = %s\n' "$fmt" > "$work/encode.ini"
+  split -l 100000 "$work/lines.jsonl" "$work/in."
+  for f in "$work"/in.*; do
+    "$relay" --config "$work/encode.ini" --mode "$baseline_mode" encode < "$f" > "$work/body-$fmt/${f##*.}"
+    rm -f "$f"
+  done
+}
+
+# relay_bench_baseline DATABASE FORMAT: the direct insert. The bodies of
+# relay_bench_encode go straight into a table like DATABASE.readings over
+# HTTP on one keep-alive connection, read into memory first (no process
 # start-up or disk read inside the timing). Sets baseline_rate (rows/s). The
 # table's background merges are settled and the table dropped afterwards, so
 # they are not charged to the relay's timing.
 relay_bench_baseline() {
-  local db="$1" fmt="$2" mode f t got
-  mode="$(ch "SELECT if(position(type, 'DateTime64') > 0, 'modern', 'old') FROM system.columns WHERE database = '$db' AND table = 'readings' AND name = 'ts'")"
-  printf '[clickhouse]\ninsert_format = %s\n' "$fmt" > "$work/encode.ini"
-  split -l 100000 "$work/lines.jsonl" "$work/in."
-  for f in "$work"/in.*; do
-    "$relay" --config "$work/encode.ini" --mode "$mode" encode < "$f" > "$work/part.${f##*.}"
-    rm -f "$f"
-  done
+  local db="$1" fmt="$2" t got
+  relay_bench_encode "$db" "$fmt"
   ch "CREATE TABLE $db.baseline AS $db.readings" >/dev/null
-  t="$(python3 - "$TERN_CLICKHOUSE_URL" "$(insert_sql "$db.baseline" "$mode" "$fmt")" "$work"/part.* <<'PY'
+  t="$(python3 - "$TERN_CLICKHOUSE_URL" "$(insert_sql "$db.baseline" "$baseline_mode" "$fmt")" "$work/body-$fmt"/* <<'PY'
 import http.client, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1]); q = "/?query=" + urllib.parse.quote(sys.argv[2])
 bodies = [open(p, "rb").read() for p in sys.argv[3:]]
@@ -108,7 +118,6 @@ for b in bodies:
 print("%.6f" % (time.monotonic() - t0))
 PY
 )"
-  rm -f "$work"/part.*
   got="$(ch "SELECT count() FROM $db.baseline")"
   [ "$got" = "$rows" ] || { echo "$bench: baseline inserted $got rows, want $rows" >&2; exit 1; }
   baseline_rate="$(python3 -c "print(round($rows / $t))")"
@@ -120,7 +129,7 @@ PY
 # the relay sends (baseline: ClickHouse's own best for these rows, what the
 # relay is judged against) and, when that is not JSONEachRow, the same rows as
 # JSONEachRow too (baseline_json: the text format a hand-written loader would
-# send, for reference). See relay_kafka.sh.
+# send, for reference).
 relay_bench_baselines() {
   relay_bench_baseline "$1" "$format"
   baseline="$baseline_rate"
@@ -131,11 +140,14 @@ relay_bench_baselines() {
   fi
 }
 
+# median V...: the middle value (the mean of the two middle ones).
+median() { python3 -c "import statistics, sys; print(statistics.median(float(a) for a in sys.argv[1:]))" "$@"; }
+
 # relay_bench_report_baselines RELAY_RATE: the baseline key=value lines.
 relay_bench_report_baselines() {
   echo "clickhouse_baseline_rows_per_s=$baseline"
   echo "clickhouse_baseline_format=$format"
-  echo "relay_vs_baseline=$(python3 -c "print(round($1 / $baseline, 3))")"
+  echo "relay_vs_baseline=${relay_vs_baseline:-$(python3 -c "print(round($1 / $baseline, 3))")}"
   if [ "$format" != jsoneachrow ]; then
     echo "clickhouse_baseline_jsoneachrow_rows_per_s=$baseline_json"
     echo "relay_vs_jsoneachrow_baseline=$(python3 -c "print(round($1 / $baseline_json, 3))")"

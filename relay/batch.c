@@ -195,12 +195,20 @@ static int stream_to_keys(struct batch *b, struct batch_stream *st)
     return 0;
 }
 
+/* A window may always grow to STREAM_WORDS_FREE words (64k seqs, 8 KiB)
+ * while the batch's windows stay within BATCH_WORDS_BUDGET (1 MiB); beyond
+ * that only while it stays denser than one seq in 32 present. */
+#define STREAM_WORDS_FREE 1024u
+#define BATCH_WORDS_BUDGET 131072u
+
 /* Makes the window of st cover seq (0 <= seq), doubling it towards seq;
- * when that would exceed 8 words + one per 2 readings (fewer than one seq in
- * 32 present), the stream goes to the key set instead. Readings consumed from
- * several partitions at once arrive thousands of seqs apart, so the window
- * must allow that. Old windows stay in words until the batch is cleared (at
- * most as much again). Returns 0 or -1 out of memory. */
+ * when that would exceed the limits above, the stream goes to the key set
+ * instead. A device's readings spread over several partitions (a topic not
+ * keyed by device) arrive thousands of seqs apart from the start of a batch,
+ * when its count is still small: with the density rule alone such streams
+ * went to the key set at once, and key_insert was an eighth of the relay's
+ * CPU. Old windows stay in words until the batch is cleared (at most as much
+ * again). Returns 0 or -1 out of memory. */
 static int stream_cover(struct batch *b, struct batch_stream *st, int64_t seq)
 {
     int64_t a = seq & ~INT64_C(63), lo, hi;
@@ -217,7 +225,7 @@ static int stream_cover(struct batch *b, struct batch_stream *st, int64_t seq)
             hi = a + 64 > end + span ? a + 64 : end + span;
     }
     uint64_t n = (uint64_t)(hi - lo) / 64;
-    if (n > 8 + st->count / 2)
+    if (n > 8 + st->count / 2 && (n > STREAM_WORDS_FREE || b->nwords + n > BATCH_WORDS_BUDGET))
         return stream_to_keys(b, st);
     if (grow((void **)&b->words, &b->word_cap, b->nwords + n, sizeof(*b->words)) != 0)
         return -1;

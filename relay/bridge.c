@@ -166,8 +166,10 @@ static int open_producer(struct bridge *b)
         set_conf(conf, "enable.idempotence", "true") || set_conf(conf, "acks", "all") ||
         set_conf(conf, "message.timeout.ms", num) || set_conf(conf, "linger.ms", "5") ||
         set_conf(conf, "queue.buffering.max.messages", "200000") ||
-        /* Compress as the topic stores (init sets compression.type). */
-        (is_codec(b->c->kafka_compression) && set_conf(conf, "compression.codec", b->c->kafka_compression))) {
+        /* Compress as the topic stores (init sets compression.type); a
+         * topic that keeps the producer's compression gets lz4, as the
+         * agents send. */
+        set_conf(conf, "compression.codec", is_codec(b->c->kafka_compression) ? b->c->kafka_compression : "lz4")) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }

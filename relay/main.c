@@ -35,7 +35,7 @@ static void on_signal(int sig) { g_stop = sig; }
 static void usage(FILE *out)
 {
     fputs("NAME\n"
-          "       tern-relay - Kafka (and later MQTT) into ClickHouse, every reading exactly once\n"
+          "       tern-relay - Kafka or MQTT into ClickHouse, every reading exactly once\n"
           "\n"
           "SYNOPSIS\n"
           "       tern-relay [--config FILE] [run]\n"
