@@ -189,3 +189,24 @@ while True:
     time.sleep(0.05)
 PY
 }
+
+# relay_bench_start TABLE CONFIG READY: starts the row poller on TABLE (see
+# relay_bench_wait_rows; its time goes to $work/te) and then the relay with
+# CONFIG (log in $work/relay.log), and waits until the log shows READY (a
+# grep pattern). Sets poller, relay_pid and relay_t0 (when the relay was
+# started); exits if the relay dies first.
+relay_bench_start() {
+  rm -f "$work/relay.pid"
+  relay_bench_wait_rows "$1" "$work/relay.pid" > "$work/te" &
+  poller=$!
+  relay_t0="$(now)"
+  "$relay" --config "$2" run 2> "$work/relay.log" &
+  relay_pid=$!
+  echo "$relay_pid" > "$work/relay.pid"
+  local deadline=$(( $(date +%s) + 600 ))
+  until grep -q "$3" "$work/relay.log"; do
+    [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/relay.log" >&2; exit 1; }
+    kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log" >&2; exit 1; }
+    sleep 0.05
+  done
+}

@@ -3,8 +3,9 @@
 # HTTP insert baseline of the same rows. Prints key=value lines:
 #   relay_rows_per_s               1M readings from a pre-filled topic into ClickHouse
 #                                  (the median of TERN_BENCH_ROUNDS rounds, default 3;
-#                                  each round reads the whole topic with a fresh
-#                                  consumer group into a fresh database)
+#                                  each round reads the whole topic with a consumer
+#                                  group of its own, its offsets committed at the
+#                                  start, into a fresh database)
 #   clickhouse_baseline_rows_per_s the same rows, encoded as the relay encodes them and
 #                                  in the same format (clickhouse_baseline_format:
 #                                  RowBinary by default), inserted directly over HTTP
@@ -86,21 +87,14 @@ kcat -C -b "$TERN_KAFKA_BOOTSTRAP" -t "$tag" -o beginning -e -q > /dev/null
 # group of its own) into a database of its own. Sets relay_rate, startup_s
 # and cpu_us.
 relay_round() {
-  local db="${tag}_r$1" ts ta te cpu0 cpu1 final
+  local db="${tag}_r$1" ta te cpu0 cpu1 final
   relay_config "$db" "${tag}_r$1" > "$work/relay-$1.ini"
   "$relay" --config "$work/relay-$1.ini" init >&2
-  rm -f "$work/relay.pid"
-  relay_bench_wait_rows "$db.readings" "$work/relay.pid" > "$work/te" &
-  poller=$!
-  ts="$(now)"
-  "$relay" --config "$work/relay-$1.ini" run 2> "$work/relay.log" &
-  relay_pid=$!
-  echo "$relay_pid" > "$work/relay.pid"
-  deadline=$(( $(date +%s) + 600 ))
-  until grep -q "assigned" "$work/relay.log"; do
-    [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/relay.log" >&2; exit 1; }
-    sleep 0.05
-  done
+  # The group starts with its offsets committed at the start of the topic,
+  # as a relay restarting on a backlog does (a group without any makes
+  # librdkafka wait 100 ms per partition before it looks up where to begin).
+  "$repo/compose/local/stack" rewind "${tag}_r$1" "$tag" >&2
+  relay_bench_start "$db.readings" "$work/relay-$1.ini" "assigned"
   ta="$(now)"
   cpu0="$(awk '{ print $14 + $15 }' "/proc/$relay_pid/stat")"
   wait "$poller" || { cat "$work/relay.log" >&2; exit 1; }
@@ -112,7 +106,7 @@ relay_round() {
   [ "$final" = "$rows" ] || { echo "relay_kafka: readings FINAL has $final rows, want $rows" >&2; exit 1; }
   ch "DROP DATABASE $db" >/dev/null
   relay_rate="$(python3 -c "print(round($rows / ($te - $ta)))")"
-  startup_s="$(python3 -c "print(round($ta - $ts, 2))")"
+  startup_s="$(python3 -c "print(round($ta - $relay_t0, 2))")"
   cpu_us="$(python3 -c "print(round(($cpu1 - $cpu0) / $(getconf CLK_TCK) * 1e6 / $rows, 2))")"
 }
 

@@ -60,17 +60,7 @@ relay_bench_lines
 relay_bench_baselines "$tag"
 
 echo "relay_mqtt: starting the relay" >&2
-relay_bench_wait_rows "$tag.readings" "$work/relay.pid" > "$work/te" &
-poller=$!
-"$relay" --config "$work/relay.ini" run 2> "$work/relay.log" &
-relay_pid=$!
-echo "$relay_pid" > "$work/relay.pid"
-deadline=$(( $(date +%s) + 600 ))
-until grep -q "mqtt: subscribed" "$work/relay.log"; do
-  [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/relay.log" >&2; exit 1; }
-  kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log" >&2; exit 1; }
-  sleep 0.05
-done
+relay_bench_start "$tag.readings" "$work/relay.ini" "mqtt: subscribed"
 
 # The publisher: a minimal MQTT 3.1.1 client (stdlib only), QoS 1 with up to
 # 64 messages awaiting PUBACK, each message one device's next `batch` lines,

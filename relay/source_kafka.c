@@ -37,6 +37,7 @@ struct kafka_source {
     rd_kafka_queue_t *cq;       /* the consumer queue, for its length */
     int behind;                 /* the broker had more than the last message looked at */
     int64_t woke_at;            /* mono ms of the last fetcher wake-up */
+    int64_t assigned_at;        /* mono ms of the last assignment, until its first message */
 };
 
 /* librdkafka fetches a partition again once the consumer queue is below
@@ -123,6 +124,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     struct kafka_source *k = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         TERN_INFO("kafka: assigned %d partition(s)", parts->cnt);
+        k->assigned_at = tern_mono_ms();
         rd_kafka_assign(rk, parts);
         if (k->paused)
             rd_kafka_pause_partitions(rk, parts);
@@ -195,6 +197,11 @@ static int kafka_poll(void *self, struct relay_msg *msg, int timeout_ms, char *e
             return -1;
         TERN_WARN("%s", err);
         return 0;
+    }
+    if (k->assigned_at) {
+        TERN_DEBUG("kafka: first message %lld ms after the assignment",
+                   (long long)(tern_mono_ms() - k->assigned_at));
+        k->assigned_at = 0;
     }
     msg->payload = rm->payload ? rm->payload : "";
     msg->len = rm->len;
