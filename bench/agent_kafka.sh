@@ -7,6 +7,10 @@
 # readings made in memory, no storage) on the same number of readings; the
 # harness also warms up a freshly started broker before the drain.
 #
+# cpu_ms_per_1k_readings is the agent's CPU (user+sys, all its threads, start
+# to last delivery report) per 1000 readings: steadier than the rate when
+# other jobs share the machine.
+#
 # Usage: bench/agent_kafka.sh [READINGS]        (default 1000000)
 # Env:   TERN_BENCH_BUILD_DIR (default build-bench; bench/run builds it),
 #        TERN_PORT_BASE / TERN_STACK_DIR (the stack; Kafka is started when not
@@ -81,7 +85,9 @@ say "draining to $bootstrap topic $topic"
 # One watcher process samples the status socket and VmRSS every 20 ms. (A
 # shell loop forked awk, tern-agent status, sed and date per sample: ~15 ms
 # of CPU each time, a tenth of this two-core machine taken from the drain
-# it measures.) It prints "end_ms rss_max_kib hwm_kib" once acked_seq >= n.
+# it measures.) It prints "end_ms rss_max_kib hwm_kib cpu_ticks" once
+# acked_seq >= n; cpu_ticks is the agent's user+sys time so far (clock ticks),
+# which a busy shared machine disturbs far less than the wall-clock rate.
 watch() {
   python3 - "$1" "$2" "$3" <<'PY'
 import socket, sys, time
@@ -135,7 +141,12 @@ while True:
         print("timeout %d" % acked)
         sys.exit(1)
     time.sleep(0.02)
-print("%d %d %d" % (int(time.time() * 1000), rss_max, proc_kib("VmHWM:")))
+def cpu_ticks():
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().split(") ")[-1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+print("%d %d %d %d" % (int(time.time() * 1000), rss_max, proc_kib("VmHWM:"), cpu_ticks()))
 PY
 }
 "$agent" -c "$work/agent.ini" 2> "$work/agent.log" &
@@ -144,7 +155,7 @@ start=$(now_ms)
 if ! res=$(watch "$agent_pid" "$work/data/tern-agent.sock" "$n"); then
   say "agent stopped draining ($res):"; tail -20 "$work/agent.log" >&2; exit 1
 fi
-read -r end rss_max hwm <<< "$res"
+read -r end rss_max hwm cpu_ticks <<< "$res"
 kill -TERM "$agent_pid"; wait "$agent_pid" || true; agent_pid=""
 
 uplink_ms=""
@@ -164,6 +175,8 @@ echo "compression=$compression"
 echo "prefill_s=$(awk -v ms=$((t1 - t0)) 'BEGIN {printf "%.2f", ms / 1000}')"
 echo "drain_s=$(awk -v ms="$drain_ms" 'BEGIN {printf "%.2f", ms / 1000}')"
 echo "drain_readings_per_s=$(awk -v n="$n" -v ms="$drain_ms" 'BEGIN {printf "%d", n * 1000 / ms}')"
+echo "cpu_ms_per_1k_readings=$(awk -v t="$cpu_ticks" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+  'BEGIN {printf "%.3f", t * 1000 / hz / (n / 1000)}')"
 echo "rss_kib=$rss_max"
 echo "rss_peak_kib=$hwm"
 echo "messages_in_kafka=$in_kafka"

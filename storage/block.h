@@ -78,9 +78,12 @@ void block_dec_init(struct block_dec *d, const void *blob, size_t len);
 /* Decodes the next reading into it. Returns 1 on a reading, 0 at the clean
  * end of the blob, -1 when the blob is malformed. */
 int block_dec_next(struct block_dec *d, struct block_item *it);
-/* 0 when the blob decodes cleanly to exactly n readings, else -1: a block is
- * checked whole before any of it is handed out, so a damaged block is lost
- * whole rather than half delivered. */
-int block_check(const void *blob, size_t len, uint64_t n);
+/* Decodes the whole blob into items[0..n): 0 when it holds exactly n
+ * readings (n <= BLOCK_MAX_READINGS), else -1 (items then undefined). A block
+ * is checked whole before any of it is handed out, so a damaged block is lost
+ * whole rather than half delivered; decoding into items at the same time
+ * means a block is decoded once, not once to check and again to read. Text
+ * pointers in items point into blob. */
+int block_decode(const void *blob, size_t len, struct block_item *items, uint64_t n);
 
 #endif

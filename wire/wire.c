@@ -59,13 +59,14 @@ static int days_in_month(int y, int m)
     return dim[m - 1];
 }
 
-static void put_digits(char *p, unsigned v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
+/* "00" .. "99": two digits per division in the encoder's hot paths. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* v (< 100) as two digits. */
+static void put_2digits(char *p, unsigned v) { memcpy(p, digit_pairs + 2 * v, 2); }
 
 void tern_wire_format_ts(int64_t ts_ms, char buf[25])
 {
@@ -84,19 +85,22 @@ void tern_wire_format_ts(int64_t ts_ms, char buf[25])
     int y, m, d;
     civil_from_days(days, &y, &m, &d);
     unsigned ms = (unsigned)rem;
-    put_digits(buf, (unsigned)y, 4);
+    unsigned sec = ms / 1000u, frac = ms % 1000u;
+    put_2digits(buf, (unsigned)y / 100u);
+    put_2digits(buf + 2, (unsigned)y % 100u);
     buf[4] = '-';
-    put_digits(buf + 5, (unsigned)m, 2);
+    put_2digits(buf + 5, (unsigned)m);
     buf[7] = '-';
-    put_digits(buf + 8, (unsigned)d, 2);
+    put_2digits(buf + 8, (unsigned)d);
     buf[10] = 'T';
-    put_digits(buf + 11, ms / 3600000u, 2);
+    put_2digits(buf + 11, sec / 3600u);
     buf[13] = ':';
-    put_digits(buf + 14, ms / 60000u % 60u, 2);
+    put_2digits(buf + 14, sec / 60u % 60u);
     buf[16] = ':';
-    put_digits(buf + 17, ms / 1000u % 60u, 2);
+    put_2digits(buf + 17, sec % 60u);
     buf[19] = '.';
-    put_digits(buf + 20, ms % 1000u, 3);
+    buf[20] = (char)('0' + frac / 100u);
+    put_2digits(buf + 21, frac % 100u);
     buf[23] = 'Z';
     buf[24] = '\0';
 }
@@ -183,8 +187,25 @@ int tern_wire_parse_ts(const char *s, int64_t *ts_ms)
 
 /* ---- encoder ----------------------------------------------------------- */
 
+/* Writes the escape sequence of byte c (one that must not appear raw in a
+ * JSON string: '"', '\\' or a control character) into esc; returns its length. */
+static size_t escape_byte(unsigned char c, char esc[6])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (c == '"' || c == '\\') {
+        esc[0] = '\\';
+        esc[1] = (char)c;
+        return 2;
+    }
+    memcpy(esc, "\\u00", 4);
+    esc[4] = hex[c >> 4];
+    esc[5] = hex[c & 15];
+    return 6;
+}
+
 /* Output cursor with snprintf semantics: len counts every byte that would be
- * written, only the first cap - 1 land in buf. */
+ * written, only the first cap - 1 land in buf. Used for tags, whose source
+ * text (a decoded line) has no fixed bound. */
 struct out {
     char *buf;
     size_t cap;
@@ -205,7 +226,6 @@ static void put_bytes(struct out *o, const char *s, size_t n)
 
 static void put_string(struct out *o, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     const char *run = s;
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
@@ -213,14 +233,8 @@ static void put_string(struct out *o, const char *s)
             continue; /* UTF-8 and printable ASCII pass through */
         put_bytes(o, run, (size_t)(p - run));
         run = p + 1;
-        if (c == '"') {
-            PUT_LIT(o, "\\\"");
-        } else if (c == '\\') {
-            PUT_LIT(o, "\\\\");
-        } else {
-            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            put_bytes(o, esc, sizeof esc);
-        }
+        char esc[6];
+        put_bytes(o, esc, escape_byte(c, esc));
     }
     put_bytes(o, run, strlen(run));
 }
@@ -232,150 +246,175 @@ static void put_quoted(struct out *o, const char *s)
     PUT_LIT(o, "\"");
 }
 
-static void put_uint(struct out *o, uint64_t v)
+/* The reading encoder writes through a plain pointer into a buffer that has
+ * room for any reading: each field is bounded by its array in struct
+ * tern_reading, so it needs no room check per piece. (Those checks, a memcpy
+ * call per piece and a byte loop per id cost ~1 500 of the encoder's ~3 200
+ * instructions per reading in bench agent-kafka; it now takes ~1 200, of
+ * which ~400 are the value's text.) ENCODE_MAX is that bound: keys and
+ * punctuation, three ids and the unit with every byte escaped to \u00XX,
+ * tags as they are, the longest value, ts, epoch, seq and flags. */
+#define ENCODE_MAX                                                                     \
+    (128 + 3 * (6 * (TERN_ID_MAX - 1)) + 6 * (TERN_UNIT_MAX - 1) + (TERN_TAGS_MAX - 1) + \
+     TERN_WIRE_VALUE_MAX + 24 + 16 + 20 + 10)
+
+#define LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/* The bytes of w (8 bytes of a string, in memory order) that must not be
+ * copied as they are (a control character, NUL included, '"' or '\\'), as
+ * the high bit of each such byte. The lowest set bit marks the first one
+ * exactly; bits above it may be wrong (borrows), which is never used. Each
+ * term is the "has a byte below n" bit trick (n <= 128: UTF-8 never matches). */
+static uint64_t special8(uint64_t w)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones << 7;
+    uint64_t q = w ^ ones * '"', b = w ^ ones * '\\';
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+}
+
+/* Writes "s" escaped; s is read up to its NUL or max bytes, whichever comes
+ * first. Returns the end. May write up to 7 bytes of scratch past the end
+ * (ENCODE_MAX has room: more fields always follow). */
+static char *put_quoted_field(char *p, const char *s, size_t max)
+{
+    *p++ = '"';
+    size_t i = 0;
+    for (;;) {
+        unsigned char c;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Eight bytes at a time, within the field: plain runs are copied
+         * whole, and the first special byte is found without a byte loop
+         * (ids are short: most end inside their first eight bytes). */
+        if (i + 8 <= max) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            memcpy(p, &w, 8);
+            uint64_t sp = special8(w);
+            if (sp == 0) {
+                p += 8;
+                i += 8;
+                continue;
+            }
+            unsigned plain = (unsigned)__builtin_ctzll(sp) / 8;
+            p += plain;
+            i += plain;
+            c = (unsigned char)s[i];
+        } else
+#endif
+        {
+            if (i == max)
+                break;
+            c = (unsigned char)s[i];
+            if (c >= 0x20 && c != '"' && c != '\\') {
+                *p++ = (char)c; /* UTF-8 and printable ASCII pass through */
+                i++;
+                continue;
+            }
+        }
+        if (c == 0)
+            break;
+        char esc[6];
+        size_t n = escape_byte(c, esc);
+        memcpy(p, esc, n);
+        p += n;
+        i++;
+    }
+    *p++ = '"';
+    return p;
+}
+
+static char *put_uint(char *p, uint64_t v)
 {
     char tmp[20];
-    int i = (int)sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put_bytes(o, tmp + i, sizeof tmp - (size_t)i);
-}
-
-static void put_int(struct out *o, int64_t v)
-{
-    if (v < 0) {
-        PUT_LIT(o, "-");
-        put_uint(o, (uint64_t)0 - (uint64_t)v);
+    char *t = tmp + sizeof tmp;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100);
+        v /= 100;
+        t -= 2;
+        memcpy(t, digit_pairs + 2 * d, 2);
+    }
+    if (v >= 10) {
+        t -= 2;
+        memcpy(t, digit_pairs + 2 * v, 2);
     } else {
-        put_uint(o, (uint64_t)v);
+        *--t = (char)('0' + v);
     }
+    size_t n = (size_t)(tmp + sizeof tmp - t);
+    memcpy(p, t, n);
+    return p + n;
 }
 
-/* Fast path for the common sensor value with a few decimals (21.5, 1013.25):
- * finds the smallest k <= 6 such that v is the double nearest to m / 10^k
- * for an integer m below 10^15, and prints m with a decimal point. Division
- * is correctly rounded, so the text reads back as exactly v; with at most 15
- * significant digits and 1e-4 <= |v| it is also exactly what %.15g prints,
- * so both paths give the same bytes. Returns 0 when it does not apply. */
-static int put_short_decimal(struct out *o, double v)
+static char *put_int(char *p, int64_t v)
 {
-    static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6 };
-    double a = fabs(v);
-    if (!(a >= 1e-4 && a < 1e9))
-        return 0;
-    for (int k = 1; k <= 6; k++) {
-        double scaled = nearbyint(a * p10[k]);
-        if (scaled >= 1e15 || scaled / p10[k] != a)
-            continue;
-        char tmp[24];
-        int i = (int)sizeof tmp;
-        uint64_t m = (uint64_t)scaled;
-        for (int d = 0; d < k; d++) {
-            tmp[--i] = (char)('0' + m % 10);
-            m /= 10;
-        }
-        tmp[--i] = '.';
-        do {
-            tmp[--i] = (char)('0' + m % 10);
-            m /= 10;
-        } while (m);
-        if (v < 0)
-            tmp[--i] = '-';
-        put_bytes(o, tmp + i, sizeof tmp - (size_t)i);
-        return 1;
-    }
-    return 0;
+    if (v >= 0)
+        return put_uint(p, (uint64_t)v);
+    *p++ = '-';
+    return put_uint(p, (uint64_t)0 - (uint64_t)v);
 }
 
-/* Shortest of %.15g, %.16g, %.17g that reads back as exactly v: most sensor
- * values (21.5, 1013.25) stay short, and 17 digits are always exact. */
-static void put_double(struct out *o, double v)
-{
-    if (!isfinite(v)) {
-        /* A programming error upstream: readings are always finite. Emit a
-         * line every decoder rejects instead of inventing a number. */
-        PUT_LIT(o, "null");
-        return;
-    }
-    /* Integral values below 2^53 (counters, ADC codes) skip printf. The
-     * sign of -0.0 goes through printf so it survives the round trip. */
-    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
-        put_int(o, (int64_t)v);
-        return;
-    }
-    if (put_short_decimal(o, v))
-        return;
-    char tmp[32];
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v)
-            break;
-    }
-    /* JSON wants '.', whatever LC_NUMERIC the host program chose. */
-    int has_frac = 0;
-    for (int i = 0; i < n; i++) {
-        if (tmp[i] == ',')
-            tmp[i] = '.';
-        if (tmp[i] == '.' || tmp[i] == 'e')
-            has_frac = 1;
-    }
-    put_bytes(o, tmp, (size_t)n);
-    if (!has_frac)
-        PUT_LIT(o, ".0"); /* "-0" would decode as the integer 0 */
-}
-
-static void put_hex64(struct out *o, uint64_t v)
+static char *put_hex64(char *p, uint64_t v)
 {
     static const char hex[] = "0123456789abcdef";
-    char tmp[16];
     for (int i = 15; i >= 0; i--) {
-        tmp[i] = hex[v & 15];
+        p[i] = hex[v & 15];
         v >>= 4;
     }
-    put_bytes(o, tmp, sizeof tmp);
+    return p + 16;
+}
+
+static char *encode(const struct tern_reading *r, char *p)
+{
+    p = LIT(p, "{\"v\":1,\"device_id\":");
+    p = put_quoted_field(p, r->device_id, sizeof r->device_id);
+    p = LIT(p, ",\"sensor\":");
+    p = put_quoted_field(p, r->sensor, sizeof r->sensor);
+    p = LIT(p, ",\"metric\":");
+    p = put_quoted_field(p, r->metric, sizeof r->metric);
+    p = LIT(p, ",\"value\":");
+    p += tern_wire_format_value(r->value, p);
+    if (r->unit[0]) {
+        p = LIT(p, ",\"unit\":");
+        p = put_quoted_field(p, r->unit, sizeof r->unit);
+    }
+    p = LIT(p, ",\"ts\":\"");
+    tern_wire_format_ts(r->ts_ms, p); /* its NUL is overwritten next */
+    p += 24;
+    p = LIT(p, "\",\"epoch\":\"");
+    p = put_hex64(p, r->epoch);
+    p = LIT(p, "\",\"seq\":");
+    p = put_int(p, r->seq);
+    if (r->tags[0]) {
+        /* Already compact JSON (reading.h); pasted as is. */
+        p = LIT(p, ",\"tags\":");
+        size_t n = strnlen(r->tags, sizeof r->tags - 1);
+        memcpy(p, r->tags, n);
+        p += n;
+    }
+    if (r->flags) {
+        p = LIT(p, ",\"flags\":");
+        p = put_uint(p, r->flags);
+    }
+    *p++ = '}';
+    return p;
 }
 
 size_t tern_wire_encode(const struct tern_reading *r, char *buf, size_t cap)
 {
-    struct out o = { .buf = buf, .cap = cap, .len = 0 };
-    char ts[25];
-
-    PUT_LIT(&o, "{\"v\":1,\"device_id\":");
-    put_quoted(&o, r->device_id);
-    PUT_LIT(&o, ",\"sensor\":");
-    put_quoted(&o, r->sensor);
-    PUT_LIT(&o, ",\"metric\":");
-    put_quoted(&o, r->metric);
-    PUT_LIT(&o, ",\"value\":");
-    put_double(&o, r->value);
-    if (r->unit[0]) {
-        PUT_LIT(&o, ",\"unit\":");
-        put_quoted(&o, r->unit);
+    /* Straight into buf when it has room for any reading (MQTT batches),
+     * else through tmp and cut to cap (snprintf semantics). */
+    if (cap > ENCODE_MAX) {
+        size_t len = (size_t)(encode(r, buf) - buf);
+        buf[len] = '\0';
+        return len;
     }
-    PUT_LIT(&o, ",\"ts\":\"");
-    tern_wire_format_ts(r->ts_ms, ts);
-    put_bytes(&o, ts, 24);
-    PUT_LIT(&o, "\",\"epoch\":\"");
-    put_hex64(&o, r->epoch);
-    PUT_LIT(&o, "\",\"seq\":");
-    put_int(&o, r->seq);
-    if (r->tags[0]) {
-        /* Already compact JSON (reading.h); pasted as is. */
-        PUT_LIT(&o, ",\"tags\":");
-        put_bytes(&o, r->tags, strlen(r->tags));
+    char tmp[ENCODE_MAX];
+    size_t len = (size_t)(encode(r, tmp) - tmp);
+    if (cap > 0) {
+        size_t k = len < cap ? len : cap - 1;
+        memcpy(buf, tmp, k);
+        buf[k] = '\0';
     }
-    if (r->flags) {
-        PUT_LIT(&o, ",\"flags\":");
-        put_uint(&o, r->flags);
-    }
-    PUT_LIT(&o, "}");
-
-    if (cap > 0)
-        buf[o.len < cap ? o.len : cap - 1] = '\0';
-    return o.len;
+    return len;
 }
 
 /* ---- decoder ----------------------------------------------------------- */

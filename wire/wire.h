@@ -22,6 +22,16 @@
  * the output was truncated (snprintf semantics). Never fails otherwise. */
 size_t tern_wire_encode(const struct tern_reading *r, char *buf, size_t cap);
 
+/* Longest text tern_wire_format_value writes, NUL included. */
+#define TERN_WIRE_VALUE_MAX 32
+
+/* Writes v as the encoder does (docs/wire-format.md, section 3: an integer
+ * below 2^53 as an integer, else the first of %.15g, %.16g and %.17g that
+ * reads back as v, with ".0" when that text looks integral; "null" for NaN
+ * and infinities) into out, NUL-terminated, whatever the locale. Returns the
+ * length. */
+size_t tern_wire_format_value(double v, char out[TERN_WIRE_VALUE_MAX]);
+
 /* Decodes one line (len bytes, need not be NUL-terminated; a trailing "\r" or
  * "\n" is ignored) into *out. Returns 0, or -1 with a one-line human-readable
  * reason in err (e.g. "missing field 'seq'", "unsupported wire version 2"). */

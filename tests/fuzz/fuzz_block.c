@@ -30,8 +30,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue; /* the encoder's bound, not the decoder's */
         block_enc_put(&enc, (int64_t)n, &it);
     }
-    if ((block_check(blob, size, n) == 0) != (r == 0))
-        abort(); /* block_check disagrees with the decoder */
+    if (n <= BLOCK_MAX_READINGS) {
+        /* block_decode agrees with the decoder: whole blocks only, of
+         * exactly the count asked for, and the same items. */
+        static struct block_item all[BLOCK_MAX_READINGS + 1];
+        if ((block_decode(blob, size, all, n) == 0) != (r == 0))
+            abort();
+        if (n > 0 && block_decode(blob, size, all, n - 1) == 0)
+            abort();
+        if (r == 0 && n < BLOCK_MAX_READINGS && block_decode(blob, size, all, n + 1) == 0)
+            abort();
+        if (r == 0 && block_decode(blob, size, all, n) == 0) {
+            struct block_dec d3;
+            block_dec_init(&d3, blob, size);
+            for (uint64_t i = 0; i < n; i++) {
+                if (block_dec_next(&d3, &it) != 1 || it.ts_ms != all[i].ts_ms ||
+                    memcmp(&it.value, &all[i].value, sizeof it.value) != 0)
+                    abort();
+            }
+        }
+    }
     struct block_dec d2, d1;
     block_dec_init(&d2, enc.buf, enc.len);
     block_dec_init(&d1, blob, size);

@@ -238,6 +238,72 @@ static void test_encode_max_line(void **state)
     assert_reading_equal(&r, &out);
 }
 
+/* Reference escaper: the rule of docs/wire-format.md, byte by byte. */
+static void escape_ref(const char *s, char *out)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            out += sprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            out += sprintf(out, "\\u%04x", c);
+        else
+            *out++ = (char)c;
+    }
+    *out = '\0';
+}
+
+/* The encoder copies ids eight bytes at a time while none needs escaping:
+ * put each kind of byte at every position of ids of every length. */
+static void test_encode_escape_positions(void **state)
+{
+    static const unsigned char kinds[] = { 0x01, 0x1f, '"', '\\', 0x20, 0x7f, 0xc3, 'z' };
+    struct tern_reading r = sample();
+    char buf[TERN_WIRE_LINE_MAX * 2], want[2 * TERN_ID_MAX * 6 + 64], esc[TERN_ID_MAX * 6 + 1];
+    for (size_t len = 1; len < TERN_ID_MAX; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (size_t k = 0; k < sizeof kinds; k++) {
+                memset(r.device_id, 0, sizeof r.device_id);
+                memset(r.device_id, 'a', len);
+                r.device_id[pos] = (char)kinds[k];
+                memcpy(r.sensor, r.device_id, sizeof r.sensor);
+                tern_wire_encode(&r, buf, sizeof buf);
+                escape_ref(r.device_id, esc);
+                snprintf(want, sizeof want, "\"device_id\":\"%s\",\"sensor\":\"%s\",", esc, esc);
+                if (!strstr(buf, want))
+                    fail_msg("len %zu pos %zu byte 0x%02x: %s", len, pos, kinds[k], buf);
+            }
+        }
+    }
+}
+
+/* Any reading, valid or not, encodes within the encoder's scratch bound and
+ * gives the same bytes whether buf is large (written in place) or small (cut
+ * from the scratch copy): ids of control characters escape to six times
+ * their length. Under ASan an overrun of either path is caught here. */
+static void test_encode_worst_case(void **state)
+{
+    struct tern_reading r;
+    static char big[8192], small[TERN_WIRE_LINE_MAX + 1];
+    memset(&r, 0, sizeof r);
+    memset(r.device_id, 0x01, TERN_ID_MAX - 1);
+    memset(r.sensor, 0x1f, TERN_ID_MAX - 1);
+    memset(r.metric, 0x02, TERN_ID_MAX - 1);
+    memset(r.unit, 0x03, TERN_UNIT_MAX - 1);
+    memset(r.tags, 'x', TERN_TAGS_MAX - 1);
+    r.value = -2.2250738585072014e-308;
+    r.ts_ms = INT64_MIN;
+    r.epoch = UINT64_MAX;
+    r.seq = INT64_MIN;
+    r.flags = UINT32_MAX;
+    size_t n = tern_wire_encode(&r, big, sizeof big);
+    assert_int_equal(strlen(big), n);
+    assert_true(n > TERN_WIRE_LINE_MAX);
+    assert_int_equal(tern_wire_encode(&r, small, sizeof small), n);
+    assert_int_equal(strlen(small), sizeof small - 1);
+    assert_memory_equal(small, big, sizeof small - 1);
+}
+
 /* xorshift64*: deterministic so a failure reproduces. */
 static uint64_t rng_state = UINT64_C(0x9e3779b97f4a7c15);
 static uint64_t rnd(void)
@@ -539,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_encode_nonfinite), cmocka_unit_test(test_encode_max_line),
         cmocka_unit_test(test_roundtrip_random), cmocka_unit_test(test_value_format_rule),
         cmocka_unit_test(test_decode_framing),
+        cmocka_unit_test(test_encode_escape_positions), cmocka_unit_test(test_encode_worst_case),
         cmocka_unit_test(test_format_ts),        cmocka_unit_test(test_parse_ts),
         cmocka_unit_test(test_tags),             cmocka_unit_test(test_copy_field),
     };
