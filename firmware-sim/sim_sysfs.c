@@ -141,7 +141,7 @@ static void w1_text(double c, enum tern_simfs_fault f, char *out, size_t cap)
 static const char *const dirs[] = {
     "class/thermal/thermal_zone0", "class/thermal/thermal_zone1", "class/hwmon/hwmon0",
     "class/hwmon/hwmon1",          "bus/iio/devices/iio:device0", "bus/iio/devices/iio:device1",
-    "bus/w1/devices/w1_bus_master1", "bus/w1/devices/" TERN_SIMFS_W1_ID,
+    "bus/w1/devices/w1_bus_master1", ("bus/w1/devices/" TERN_SIMFS_W1_ID), /* one path, not two */
 };
 
 struct tern_simfs *tern_simfs_create(const char *root, uint64_t seed, char *err, size_t errcap)
