@@ -299,6 +299,7 @@ int batch_add_reading(struct batch *b, uint32_t msg, uint32_t item, const struct
     b->row[b->nrows].seq = r->seq;
     b->row[b->nrows].stream = stream;
     b->nrows++;
+    b->sorted = 0;
     return 0;
 }
 
