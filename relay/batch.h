@@ -107,6 +107,12 @@ int batch_add_encoded(struct batch *b, uint32_t msg, uint32_t item, struct batch
 int batch_add_reject(struct batch *b, const struct relay_reject *rj, int64_t now_s);
 /* 1 when the batch should be inserted now. */
 int batch_due(const struct batch *b, const struct batch_limits *l, int64_t now_mono_ms);
+/* 1 when a batch that is not due should still be inserted now because the
+ * insert thread is idle: it holds at least a quarter of max_rows and either
+ * no insert ran for max_delay_ms (a burst begins; idle_ms < 0: none ever
+ * ran) or the source has nothing more queued (a burst ends). The caller
+ * asks only while the insert thread is idle. */
+int batch_due_early(const struct batch *b, const struct batch_limits *l, int64_t idle_ms, int source_dry);
 static inline int batch_empty(const struct batch *b) { return b->nmsgs == 0; }
 /* Puts the readings rows in the order of the readings table's key (device_id,
  * epoch, seq). ClickHouse then skips sorting the block when it writes the

@@ -64,6 +64,32 @@ static void test_limits_and_marks(void **state)
     batch_free(&b);
 }
 
+/* Adaptive batching: a quarter-full batch goes early only while the insert
+ * thread idles at a burst's start or end; never less than a quarter. */
+static void test_due_early(void **state)
+{
+    struct batch b;
+    struct batch_limits l = {.max_rows = 8, .max_bytes = 1 << 20, .max_delay_ms = 1000};
+    batch_init(&b, 0, 1);
+    assert_false(batch_due_early(&b, &l, -1, 1)); /* empty */
+    struct relay_pos pos = {"t", 0, 1};
+    batch_add_message(&b, &pos, 0);
+    struct tern_reading r = reading("d", 1, 1);
+    assert_int_equal(batch_add_reading(&b, 0, 0, &r, 0), 0);
+    /* 1 of 8 rows: too few whatever the insert thread does. */
+    assert_false(batch_due_early(&b, &l, -1, 1));
+    assert_false(batch_due_early(&b, &l, 5000, 1));
+    r.seq = 2;
+    assert_int_equal(batch_add_reading(&b, 0, 1, &r, 0), 0);
+    /* 2 of 8: a quarter. */
+    assert_true(batch_due_early(&b, &l, -1, 0));   /* no insert ever ran */
+    assert_true(batch_due_early(&b, &l, 1000, 0)); /* idle for max_delay */
+    assert_true(batch_due_early(&b, &l, 10, 1));   /* the source ran dry */
+    assert_false(batch_due_early(&b, &l, 10, 0));  /* mid-stream: fill up */
+    assert_false(batch_due(&b, &l, 0));
+    batch_free(&b);
+}
+
 static void test_duplicates_dropped(void **state)
 {
     struct batch b;
@@ -433,6 +459,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limits_and_marks),      cmocka_unit_test(test_duplicates_dropped),
+        cmocka_unit_test(test_due_early),
         cmocka_unit_test(test_rows_modes),            cmocka_unit_test(test_value_round_trip),            cmocka_unit_test(test_bisect_isolates_bad_rows),
         cmocka_unit_test(test_bisect_single_and_transient), cmocka_unit_test(test_rows_rowbinary),
         cmocka_unit_test(test_rows_bin_to_json),      cmocka_unit_test(test_binary_batch),
