@@ -12,30 +12,13 @@
 #include <string.h>
 
 #include "wire.h"
+#include "../wire/value_reference.h"
 
-static void reference(double v, char *out, size_t cap)
-{
-    if (!isfinite(v)) {
-        snprintf(out, cap, "null");
-        return;
-    }
-    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
-        snprintf(out, cap, "%lld", (long long)v);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            break;
-    }
-    if (!strpbrk(out, ".e"))
-        strncat(out, ".0", cap - strlen(out) - 1);
-}
 
 static void check(double v)
 {
     char want[64], got[TERN_WIRE_VALUE_MAX];
-    reference(v, want, sizeof want);
+    value_reference(v, want, sizeof want);
     size_t n = tern_wire_format_value(v, got);
     if (n != strlen(want) || strcmp(got, want) != 0 || n >= TERN_WIRE_VALUE_MAX)
         abort();

@@ -22,25 +22,8 @@
 #include <string.h>
 
 #include "wire.h"
+#include "value_reference.h"
 
-static void reference(double v, char *out, size_t cap)
-{
-    if (!isfinite(v)) {
-        snprintf(out, cap, "null");
-        return;
-    }
-    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
-        snprintf(out, cap, "%lld", (long long)v);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            break;
-    }
-    if (!strpbrk(out, ".e"))
-        strncat(out, ".0", cap - strlen(out) - 1);
-}
 
 static unsigned long checked, digits[18];
 
@@ -48,7 +31,7 @@ static void check(double v)
 {
     char want[64], got[TERN_WIRE_VALUE_MAX + 8];
     memset(got, '#', sizeof got);
-    reference(v, want, sizeof want);
+    value_reference(v, want, sizeof want);
     size_t n = tern_wire_format_value(v, got);
     if (n != strlen(want) || strcmp(got, want) != 0)
         fail_msg("value %a (%.17g): got '%s' (%zu), want '%s'", v, v, got, n, want);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "wire.h"
+#include "value_reference.h"
 
 static const char *vectors_dir(void)
 {
@@ -395,23 +396,6 @@ static void test_roundtrip_random(void **state)
     }
 }
 
-/* The value text follows the rule in docs/wire-format.md, whichever internal
- * path printed it: integral below 2^53 as an integer, else the first of
- * %.15g/%.16g/%.17g that reads back exactly, ".0" added if it looks integral. */
-static void reference_value(double v, char *out, size_t cap)
-{
-    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
-        snprintf(out, cap, "%lld", (long long)v);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            break;
-    }
-    if (!strpbrk(out, ".e"))
-        strncat(out, ".0", cap - strlen(out) - 1);
-}
 
 static void test_value_format_rule(void **state)
 {
@@ -432,7 +416,7 @@ static void test_value_format_rule(void **state)
             break;
         }
         tern_wire_encode(&r, buf, sizeof buf);
-        reference_value(r.value, want, sizeof want);
+        value_reference(r.value, want, sizeof want);
         const char *got = strstr(buf, "\"value\":") + 8;
         size_t n = strcspn(got, ",");
         if (strlen(want) != n || memcmp(got, want, n) != 0)
