@@ -143,11 +143,13 @@ relay_bench_baselines() {
 # median V...: the middle value (the mean of the two middle ones).
 median() { python3 -c "import statistics, sys; print(statistics.median(float(a) for a in sys.argv[1:]))" "$@"; }
 
-# relay_bench_report_baselines RELAY_RATE: the baseline key=value lines.
+# relay_bench_report_baselines RELAY_RATE [RATIO]: the baseline key=value
+# lines; relay_vs_baseline is RATIO when given (a median of rounds), else
+# RELAY_RATE / baseline.
 relay_bench_report_baselines() {
   echo "clickhouse_baseline_rows_per_s=$baseline"
   echo "clickhouse_baseline_format=$format"
-  echo "relay_vs_baseline=${relay_vs_baseline:-$(python3 -c "print(round($1 / $baseline, 3))")}"
+  echo "relay_vs_baseline=${2:-$(python3 -c "print(round($1 / $baseline, 3))")}"
   if [ "$format" != jsoneachrow ]; then
     echo "clickhouse_baseline_jsoneachrow_rows_per_s=$baseline_json"
     echo "relay_vs_jsoneachrow_baseline=$(python3 -c "print(round($1 / $baseline_json, 3))")"

@@ -353,7 +353,7 @@ int batch_due(const struct batch *b, const struct batch_limits *l, int64_t now_m
 
 int batch_due_early(const struct batch *b, const struct batch_limits *l, int64_t idle_ms, int source_dry)
 {
-    if (batch_empty(b) || b->nrows == 0 || b->nrows < l->max_rows / 4)
+    if (b->nrows < batch_early_rows(l))
         return 0;
     return source_dry || idle_ms < 0 || idle_ms >= l->max_delay_ms;
 }

@@ -113,6 +113,11 @@ int batch_due(const struct batch *b, const struct batch_limits *l, int64_t now_m
  * ran) or the source has nothing more queued (a burst ends). The caller
  * asks only while the insert thread is idle. */
 int batch_due_early(const struct batch *b, const struct batch_limits *l, int64_t idle_ms, int source_dry);
+/* The rows from which batch_due_early may say yes (at least one). */
+static inline size_t batch_early_rows(const struct batch_limits *l)
+{
+    return l->max_rows / 4 ? l->max_rows / 4 : 1;
+}
 static inline int batch_empty(const struct batch *b) { return b->nmsgs == 0; }
 /* Puts the readings rows in the order of the readings table's key (device_id,
  * epoch, seq). ClickHouse then skips sorting the block when it writes the

@@ -529,7 +529,7 @@ int pipeline_run(struct relay_pipeline *p, volatile int *stop)
                 submit_current(p);
                 continue;
             }
-            if (p->cur->nrows >= p->lim.max_rows / 4 && timeout > 5)
+            if (p->cur->nrows >= batch_early_rows(&p->lim) && timeout > 5)
                 timeout = 5; /* find out soon whether the source ran dry */
         }
         if (batch_due(p->cur, &p->lim, now)) {

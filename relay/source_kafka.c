@@ -43,7 +43,8 @@ struct kafka_source {
 /* librdkafka fetches a partition again once the consumer queue is below
  * queued.min.messages (and queued.max.messages.kbytes). */
 #define KAFKA_QUEUED_MIN_MSGS 100000
-#define KAFKA_QUEUED_MIN_MSGS_STR "100000"
+#define KAFKA_STR_(x) #x
+#define KAFKA_STR(x) KAFKA_STR_(x) /* the number as the config string */
 
 /* librdkafka 2.0 stops fetching while the consumer queue is above those
  * levels and looks again only when its broker thread wakes up for another
@@ -311,7 +312,7 @@ int source_kafka_open(const struct relay_config *c, const struct relay_source_ev
         set_conf(conf, "heartbeat.interval.ms", "1000", err, errcap) ||
         /* Bounds what librdkafka prefetches while we are paused or slow. */
         set_conf(conf, "queued.max.messages.kbytes", "65536", err, errcap) ||
-        set_conf(conf, "queued.min.messages", KAFKA_QUEUED_MIN_MSGS_STR, err, errcap) ||
+        set_conf(conf, "queued.min.messages", KAFKA_STR(KAFKA_QUEUED_MIN_MSGS), err, errcap) ||
         /* Per partition and compressed. zstd packs readings about 20:1, so
          * 256 KiB is ~25k readings (5 MiB) to decompress and queue before the
          * first of them can be consumed; with 8 MiB a fetch was a whole
